@@ -1,0 +1,40 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod config;
+mod error;
+pub mod format;
+mod mmap;
+mod reader;
+mod record;
+mod recovery;
+mod segment;
+mod store;
+mod sys;
+mod writer;
+
+pub use config::{SyncMode, WalConfig};
+pub use error::{Error, Result};
+pub use reader::{Iter, WalReader};
+pub use record::{RecordRef, RecordType, WalRecord};
+pub use store::WalStore;
+pub use writer::WalWriter;
+
+/// Test-only fault injection into the durability system calls (feature `fault-injection`).
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod fault {
+    pub use crate::sys::{FaultPlan, SysOp};
+}
+
+#[cfg(test)]
+mod send_sync {
+    #[test]
+    fn public_handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::WalStore>();
+        check::<crate::WalWriter>();
+        check::<crate::WalReader>();
+        check::<crate::RecordRef<'static>>();
+    }
+}

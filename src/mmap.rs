@@ -1,0 +1,150 @@
+//! The only module with `unsafe` code: a segment file's memory mapping.
+//!
+//! A [`Mapping`] is shared between the writer and any number of readers. The rule that makes
+//! that sound is the one the whole crate is built around: **bytes below a segment's published
+//! end are never written again** (the writer only writes past the end it has published, and
+//! publishes with Release after its writes and flush; readers load that end with Acquire and only
+//! ever form slices below it). Writes go through raw pointers, never through a `&mut [u8]`, so no
+//! mutable reference ever aliases a reader's `&[u8]`.
+//!
+//! What this module cannot guard against, and the README's Safety section says so: another
+//! process (or a person) truncating or rewriting a segment file while it is mapped. A file that
+//! shrinks under a mapping makes reads of the lost pages raise SIGBUS.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+
+use memmap2::{MmapOptions, MmapRaw};
+
+/// A shared mapping of a whole segment file.
+#[derive(Debug)]
+pub(crate) struct Mapping {
+    raw: MmapRaw,
+    writable: bool,
+}
+
+fn out_of_bounds(start: usize, len: usize, size: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("range {start}+{len} outside a mapping of {size} bytes"),
+    )
+}
+
+impl Mapping {
+    /// Maps `file` for reading and writing (a shared mapping: stores reach the file).
+    pub(crate) fn read_write(file: &File) -> io::Result<Mapping> {
+        let raw = MmapOptions::new().map_raw(file)?;
+        Ok(Mapping {
+            raw,
+            writable: true,
+        })
+    }
+
+    /// Maps `file` read-only.
+    pub(crate) fn read_only(file: &File) -> io::Result<Mapping> {
+        let raw = MmapOptions::new().map_raw_read_only(file)?;
+        Ok(Mapping {
+            raw,
+            writable: false,
+        })
+    }
+
+    /// Length of the mapping in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// The bytes in `start..end`, or `None` if the range is outside the mapping.
+    ///
+    /// Only ask for a range nobody writes while the slice lives: below a segment's published
+    /// end, a segment header, or a sealed segment. Every caller in the crate states which.
+    pub(crate) fn stable_range(&self, start: usize, end: usize) -> Option<&[u8]> {
+        if start > end || end > self.raw.len() {
+            return None;
+        }
+        // SAFETY: the range is inside the live mapping (checked above), which stays mapped as long
+        // as `self` is borrowed. No `&mut` to these bytes exists anywhere (writes go through raw
+        // pointers in `write`/`zero`), and by the crate's invariant (module docs) nothing writes
+        // below a published end while readers exist, so the bytes do not change under the slice.
+        Some(unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(start), end - start) })
+    }
+
+    /// Copies `bytes` into the mapping at `offset`.
+    ///
+    /// The caller must hold the writer's lock and write only past the segment's published end.
+    pub(crate) fn write(&self, offset: usize, bytes: &[u8]) -> io::Result<()> {
+        self.check_writable(offset, bytes.len())?;
+        // SAFETY: `check_writable` proved `offset + bytes.len() <= len` and that the mapping is
+        // writable (PROT_WRITE, shared). The source is a distinct Rust slice, so the ranges do not
+        // overlap. The destination lies past the published end, which no reader slices, and the
+        // caller holds the writer lock, so no other write races with this one.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.raw.as_mut_ptr().add(offset),
+                bytes.len(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Sets `len` bytes at `offset` to zero. Same contract as [`Mapping::write`].
+    pub(crate) fn zero(&self, offset: usize, len: usize) -> io::Result<()> {
+        self.check_writable(offset, len)?;
+        // SAFETY: bounds and writability checked by `check_writable`; the range is past the
+        // published end (or the store is still opening and no reader exists), and the caller holds
+        // the writer lock.
+        unsafe {
+            std::ptr::write_bytes(self.raw.as_mut_ptr().add(offset), 0, len);
+        }
+        Ok(())
+    }
+
+    /// msync(MS_SYNC) of the pages covering `offset..offset + len`.
+    pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
+        if offset.checked_add(len).is_none_or(|end| end > self.raw.len()) {
+            return Err(out_of_bounds(offset, len, self.raw.len()));
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        self.raw.flush_range(offset, len)
+    }
+
+    fn check_writable(&self, offset: usize, len: usize) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "mapping is read-only",
+            ));
+        }
+        match offset.checked_add(len) {
+            Some(end) if end <= self.raw.len() => Ok(()),
+            _ => Err(out_of_bounds(offset, len, self.raw.len())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_are_visible_and_bounds_are_checked() {
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(8192).unwrap();
+        let map = Mapping::read_write(&file).unwrap();
+        map.write(100, b"abc").unwrap();
+        assert_eq!(map.stable_range(100, 103).unwrap(), b"abc");
+        assert!(map.write(8190, b"abc").is_err());
+        assert!(map.zero(usize::MAX, 2).is_err());
+        assert!(map.stable_range(10, 9000).is_none());
+        assert!(map.stable_range(10, 9).is_none());
+        map.flush_range(0, 8192).unwrap();
+        assert!(map.flush_range(1, 8192).is_err());
+        let ro = Mapping::read_only(&file).unwrap();
+        assert_eq!(ro.stable_range(100, 103).unwrap(), b"abc");
+        assert!(ro.write(0, b"x").is_err());
+    }
+}

@@ -1,0 +1,286 @@
+//! Open-time recovery: list the segments, check that they form one gap-free log, find the end of
+//! the records in the active segment and decide whether what follows it is a torn tail (cut it)
+//! or damaged acknowledged data (refuse, with the location).
+//!
+//! The rules, and why they are safe, are in FORMAT.md ("Recovery"). This module reads; the only
+//! writes it makes (with a writable store) are zeroing a torn tail and sealing segments that a
+//! crash left unsealed, both before any reader exists.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::format::{self, IndexEntry, RECORD_ALIGN, RECORD_HEADER_LEN};
+use crate::segment::{self, DirEntryKind, Segment, SegmentView};
+use crate::sys::Sys;
+use zerocopy::byteorder::little_endian::U64;
+
+/// The valid prefix of a segment's records.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// Sequence number after the last valid record (the first one if none).
+    pub(crate) next_seq: u64,
+    /// Offset just past the last valid record.
+    pub(crate) end: u64,
+    /// The sparse index of the valid records.
+    pub(crate) index: Vec<IndexEntry>,
+}
+
+/// What follows the last valid record of a segment.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Tail {
+    /// Only zeros.
+    Clean,
+    /// Bytes of records that never became durable, up to `garbage_end`.
+    Torn { garbage_end: u64 },
+}
+
+/// Reads records from the start of `seg` while they are valid, numbered from `base_seq`, and
+/// complete (a batch counts only with its last record), stopping at `limit`.
+pub(crate) fn scan_records(seg: &Segment, limit: u64, base_seq: u64) -> Result<Scan> {
+    let layout = &seg.layout;
+    let limit = limit.min(layout.data_limit);
+    let region = seg.bytes(limit)?;
+    let mut committed = Scan {
+        next_seq: base_seq,
+        end: layout.data_start(),
+        index: Vec::new(),
+    };
+    let mut index = Vec::new();
+    let mut next_index_at = layout.data_start();
+    let (mut off, mut seq) = (layout.data_start(), base_seq);
+    while let Ok((loc, _)) = format::decode_record(region, off, limit, seg.binding) {
+        if loc.header.seq.get() != seq {
+            break;
+        }
+        if off >= next_index_at {
+            index.push(IndexEntry {
+                seq: U64::new(seq),
+                offset: U64::new(off),
+            });
+            next_index_at = segment::next_index_boundary(layout, off);
+        }
+        seq += 1;
+        off = loc.next;
+        if loc.header.flags & format::FLAG_BATCH_CONTINUES == 0 {
+            committed.next_seq = seq;
+            committed.end = off;
+            committed.index.clone_from(&index);
+        }
+    }
+    Ok(committed)
+}
+
+/// Looks at the bytes after `scan.end` in the data region. Zeros: clean. Otherwise it is a torn
+/// tail, unless a valid record further on proves that the record at `scan.end` had already been
+/// made durable (then acknowledged data is damaged) or that the bytes are foreign.
+pub(crate) fn classify_tail(seg: &Segment, scan: &Scan) -> Result<Tail> {
+    let limit = seg.layout.data_limit;
+    let region = seg.bytes(limit)?;
+    let start = scan.end as usize;
+    let Some(last_nonzero) = last_nonzero_byte(&region[start..]) else {
+        return Ok(Tail::Clean);
+    };
+    let garbage_end = ((start + last_nonzero + 1) as u64).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+    let expected = scan.next_seq;
+    let damaged = |detail: String| Error::corruption(&seg.path, scan.end, Some(expected), detail);
+    let mut p = scan.end;
+    while p + RECORD_HEADER_LEN <= garbage_end {
+        if let Ok((loc, _)) = format::decode_record(region, p, limit, seg.binding) {
+            let seq = loc.header.seq.get();
+            if seq < expected {
+                return Err(damaged(format!(
+                    "record {seq} at offset {p} lies past the end of the valid records"
+                )));
+            }
+            let durable_when_written =
+                (seq - 1).saturating_sub(u64::from(loc.header.unsynced_before.get()));
+            if durable_when_written >= expected {
+                return Err(damaged(format!(
+                    "the record here is invalid, but record {seq} at offset {p} was written after \
+                     it had been made durable"
+                )));
+            }
+            p = loc.next;
+        } else {
+            p += RECORD_ALIGN;
+        }
+    }
+    Ok(Tail::Torn { garbage_end })
+}
+
+/// Index of the last non-zero byte, reading 4 KiB at a time so the common all-zero case runs at
+/// memory speed.
+fn last_nonzero_byte(bytes: &[u8]) -> Option<usize> {
+    const CHUNK: usize = 4096;
+    let last_chunk = bytes
+        .chunks(CHUNK)
+        .rposition(|c| c.iter().fold(0u8, |a, &b| a | b) != 0)?;
+    let base = last_chunk * CHUNK;
+    let chunk = &bytes[base..(base + CHUNK).min(bytes.len())];
+    chunk.iter().rposition(|&b| b != 0).map(|i| base + i)
+}
+
+/// The recovered state of a log directory.
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    /// Every segment, oldest first, with its durable records.
+    pub(crate) views: Vec<SegmentView>,
+    /// The log's identifier, if it has any segment.
+    pub(crate) log_id: Option<u64>,
+    /// The last segment was found sealed: the writer must rotate before appending.
+    pub(crate) last_sealed: bool,
+}
+
+/// Recovers the log in `dir`. With `writable` (the store, holding the lock) it removes leftover
+/// temporary files, zeroes a torn tail and seals segments a crash left unsealed; without, it
+/// only reads.
+pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
+    let mut ids = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
+        let name = entry.file_name();
+        match name.to_str().and_then(segment::parse_name) {
+            Some(DirEntryKind::Segment(id)) => ids.push(id),
+            Some(DirEntryKind::Temp(_)) if writable => {
+                let path = entry.path();
+                sys.unlink(&path)
+                    .map_err(|e| Error::io("removing", &path, e))?;
+            }
+            _ => {}
+        }
+    }
+    ids.sort_unstable();
+    for pair in ids.windows(2) {
+        if pair[1] != pair[0] + 1 {
+            return Err(Error::corruption(
+                dir.join(segment::file_name(pair[0] + 1)),
+                0,
+                None,
+                format!(
+                    "segment {} is missing between segments {} and {}",
+                    pair[0] + 1,
+                    pair[0],
+                    pair[1]
+                ),
+            ));
+        }
+    }
+
+    let mut views: Vec<SegmentView> = Vec::with_capacity(ids.len());
+    let mut log_id = None;
+    let mut last_sealed = false;
+    for (i, &id) in ids.iter().enumerate() {
+        let is_last = i + 1 == ids.len();
+        let seg = Segment::open(&dir.join(segment::file_name(id)), id, writable)?;
+        let this_log = seg.binding.log_id;
+        if *log_id.get_or_insert(this_log) != this_log {
+            return Err(Error::corruption(
+                &seg.path,
+                0,
+                None,
+                "segment belongs to another log (log id differs)",
+            ));
+        }
+        if let Some(prev) = views.last()
+            && seg.base_seq != prev.next_seq
+        {
+            return Err(Error::corruption(
+                &seg.path,
+                0,
+                Some(prev.next_seq),
+                format!(
+                    "segment starts at sequence {} but the previous one ends before {}",
+                    seg.base_seq, prev.next_seq
+                ),
+            ));
+        }
+        let (view, sealed) = recover_segment(seg, is_last, writable, sys)?;
+        last_sealed = sealed && is_last;
+        views.push(view);
+    }
+    Ok(Recovered {
+        views,
+        log_id,
+        last_sealed,
+    })
+}
+
+fn recover_segment(
+    seg: Segment,
+    is_last: bool,
+    writable: bool,
+    sys: &Sys,
+) -> Result<(SegmentView, bool)> {
+    // A valid seal makes the segment's extent known without reading its records.
+    if let Ok(Some(seal)) = seg.read_seal()
+        && seal.first_seq == seg.base_seq
+    {
+        let region = seg.bytes(seal.data_end)?;
+        let first_ok = format::decode_record(region, seg.layout.data_start(), seal.data_end, seg.binding)
+            .is_ok_and(|(loc, _)| loc.header.seq.get() == seal.first_seq);
+        if first_ok {
+            seg.set_persisted_index(seal);
+            let view = SegmentView {
+                first_seq: seal.first_seq,
+                next_seq: seal.last_seq + 1,
+                end: seal.data_end,
+                seg: Arc::new(seg),
+            };
+            return Ok((view, true));
+        }
+    }
+    let scan = scan_records(&seg, seg.layout.data_limit, seg.base_seq)?;
+    match classify_tail(&seg, &scan)? {
+        Tail::Clean => {}
+        Tail::Torn { .. } if !is_last => {
+            return Err(Error::corruption(
+                &seg.path,
+                scan.end,
+                Some(scan.next_seq),
+                "invalid bytes after the last valid record of a segment that is followed by \
+                 another (it was fully flushed before the next one was created)",
+            ));
+        }
+        Tail::Torn { garbage_end } if writable => {
+            let (start, len) = (scan.end as usize, (garbage_end - scan.end) as usize);
+            seg.map
+                .zero(start, len)
+                .and_then(|()| sys.flush(&seg.map, &seg.file, start, len))
+                .map_err(|e| Error::io("zeroing the torn tail of", &seg.path, e))?;
+        }
+        Tail::Torn { .. } => {}
+    }
+    let has_records = scan.next_seq > seg.base_seq;
+    seg.set_index(scan.index);
+    let sealed = if writable && !is_last && has_records {
+        seg.seal(sys, seg.base_seq, scan.next_seq - 1, scan.end)?;
+        true
+    } else {
+        false
+    };
+    let view = SegmentView {
+        first_seq: seg.base_seq,
+        next_seq: scan.next_seq,
+        end: scan.end,
+        seg: Arc::new(seg),
+    };
+    Ok((view, sealed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_nonzero_byte;
+
+    #[test]
+    fn last_nonzero_byte_finds_the_last_one() {
+        let mut v = vec![0u8; 10_000];
+        assert_eq!(last_nonzero_byte(&v), None);
+        v[5] = 1;
+        v[4097] = 3;
+        assert_eq!(last_nonzero_byte(&v), Some(4097));
+        v[9_999] = 1;
+        assert_eq!(last_nonzero_byte(&v), Some(9_999));
+    }
+}

@@ -1,0 +1,263 @@
+//! [`WalStore`]: the log directory, its writer lock, the list of segments, and what has been
+//! published to readers.
+
+use std::fs::{File, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::config::WalConfig;
+use crate::error::{Error, Result};
+use crate::format::Layout;
+use crate::reader::WalReader;
+use crate::recovery;
+use crate::segment::{Segment, SegmentView};
+use crate::sys::Sys;
+use crate::writer::{WalWriter, WriterState};
+
+/// Name of the lock file inside a log directory.
+pub(crate) const LOCK_FILE: &str = "wal.lock";
+
+/// The durable state readers may see: every segment but the newest, and the newest one's durable
+/// prefix. Sealed views change only at rotation and truncation, so they sit behind an `Arc`.
+#[derive(Clone, Debug)]
+pub(crate) struct Published {
+    pub(crate) sealed: Arc<Vec<SegmentView>>,
+    pub(crate) active: SegmentView,
+}
+
+impl Published {
+    pub(crate) fn views(&self) -> Vec<SegmentView> {
+        let mut v = Vec::with_capacity(self.sealed.len() + 1);
+        v.extend(self.sealed.iter().cloned());
+        v.push(self.active.clone());
+        v
+    }
+}
+
+/// State shared by a store and every writer and reader made from it.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: WalConfig,
+    /// Layout of segments created from now on.
+    pub(crate) layout: Layout,
+    pub(crate) log_id: u64,
+    pub(crate) sys: Sys,
+    pub(crate) writer: Mutex<WriterState>,
+    pub(crate) published: RwLock<Published>,
+    /// Holds the exclusive lock for as long as any handle lives.
+    _lock: File,
+}
+
+fn panicked() -> Error {
+    Error::Poisoned {
+        cause: "a thread panicked while holding the log's lock".into(),
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, WriterState>> {
+        self.writer.lock().map_err(|_| panicked())
+    }
+
+    pub(crate) fn read_published(&self) -> Result<RwLockReadGuard<'_, Published>> {
+        self.published.read().map_err(|_| panicked())
+    }
+
+    pub(crate) fn write_published(&self) -> Result<RwLockWriteGuard<'_, Published>> {
+        self.published.write().map_err(|_| panicked())
+    }
+}
+
+/// An open log directory: the exclusive writer lock, the recovered segments, and the factory of
+/// [`WalWriter`]s and [`WalReader`]s.
+///
+/// Dropping the store does not close the log while writers or readers made from it are alive;
+/// the lock is released when the last of them is dropped.
+#[derive(Clone, Debug)]
+pub struct WalStore {
+    shared: Arc<Shared>,
+}
+
+impl WalStore {
+    /// Opens (creating if needed) the log in `config`'s directory: takes the directory's exclusive
+    /// lock, recovers the segments (cutting a torn tail, refusing damaged acknowledged data) and
+    /// continues the sequence after the last durable record.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for out-of-range settings, [`Error::Locked`] if another store holds
+    /// the directory, [`Error::Corruption`] for damage recovery must not cut, [`Error::Io`] for a
+    /// failed system call.
+    pub fn open(config: WalConfig) -> Result<WalStore> {
+        config.validate()?;
+        let layout = Layout::new(config.segment_size, config.index_interval)?;
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("creating", &dir, e))?;
+        let lock = lock_dir(&dir)?;
+        #[cfg(feature = "fault-injection")]
+        let sys = Sys::new(config.faults.clone());
+        #[cfg(not(feature = "fault-injection"))]
+        let sys = Sys::new();
+
+        let recovered = recovery::recover(&dir, true, &sys)?;
+        let mut views = recovered.views;
+        let log_id = recovered.log_id.unwrap_or_else(random_log_id);
+        let last_sealed = recovered.last_sealed;
+        let active = match views.pop() {
+            Some(view) => view,
+            None => {
+                let seg = Segment::create(&sys, &dir, 1, log_id, 1, layout)?;
+                SegmentView {
+                    first_seq: 1,
+                    next_seq: 1,
+                    end: seg.layout.data_start(),
+                    seg: Arc::new(seg),
+                }
+            }
+        };
+        let writer = WriterState::resume(&active, last_sealed);
+        let shared = Shared {
+            dir,
+            config,
+            layout,
+            log_id,
+            sys,
+            writer: Mutex::new(writer),
+            published: RwLock::new(Published {
+                sealed: Arc::new(views),
+                active,
+            }),
+            _lock: lock,
+        };
+        Ok(WalStore {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// A handle that appends to the log. Cheap; every handle shares one writer.
+    #[must_use]
+    pub fn writer(&self) -> WalWriter {
+        WalWriter::new(self.shared.clone())
+    }
+
+    /// A reader over a snapshot of the durable log as it is now. See [`WalReader::refresh`].
+    #[must_use]
+    pub fn reader(&self) -> WalReader {
+        WalReader::from_store(self.shared.clone())
+    }
+
+    /// The directory of the log.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The configuration the store was opened with.
+    #[must_use]
+    pub fn config(&self) -> &WalConfig {
+        &self.shared.config
+    }
+
+    /// Sequence number of the oldest durable record still in the log, if any.
+    #[must_use]
+    pub fn first_seq(&self) -> Option<u64> {
+        let p = self.shared.read_published().ok()?;
+        p.sealed
+            .iter()
+            .chain(std::iter::once(&p.active))
+            .find(|v| !v.is_empty())
+            .map(|v| v.first_seq)
+    }
+
+    /// Sequence number of the newest durable record, if any.
+    #[must_use]
+    pub fn last_seq(&self) -> Option<u64> {
+        let p = self.shared.read_published().ok()?;
+        std::iter::once(&p.active)
+            .chain(p.sealed.iter().rev())
+            .find(|v| !v.is_empty())
+            .map(|v| v.next_seq - 1)
+    }
+
+    /// Deletes every sealed segment whose records all have sequence numbers below `seq`. The
+    /// active segment is never deleted, so a log keeps counting after it is truncated; records
+    /// `>= seq` are never touched. Readers that still see a deleted segment keep reading it (its
+    /// mapping lives as long as they do).
+    ///
+    /// Returns how many segments were deleted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`] if the writer is poisoned; [`Error::Io`] if an unlink or the directory
+    /// sync fails (which poisons the writer: the directory's state is then unknown).
+    pub fn truncate_before(&self, seq: u64) -> Result<usize> {
+        let shared = &self.shared;
+        let mut st = shared.lock_writer()?;
+        st.check_poisoned()?;
+        let sealed = shared.read_published()?.sealed.clone();
+        let doomed = sealed.iter().take_while(|v| v.next_seq <= seq).count();
+        if doomed == 0 {
+            return Ok(0);
+        }
+        let mut deleted = 0;
+        let mut failure = None;
+        for view in &sealed[..doomed] {
+            match shared.sys.unlink(&view.seg.path) {
+                Ok(()) => deleted += 1,
+                Err(e) => {
+                    failure = Some(Error::io("deleting", &view.seg.path, e));
+                    break;
+                }
+            }
+        }
+        if failure.is_none()
+            && let Err(e) = shared.sys.sync_dir(&shared.dir)
+        {
+            failure = Some(Error::io("syncing directory", &shared.dir, e));
+        }
+        shared.write_published()?.sealed = Arc::new(sealed[deleted..].to_vec());
+        match failure {
+            Some(err) => Err(st.poison(err)),
+            None => Ok(deleted),
+        }
+    }
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| Error::io("opening the lock file", &path, e))?;
+    match fs2::FileExt::try_lock_exclusive(&file) {
+        Ok(()) => Ok(file),
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock
+                || e.raw_os_error() == fs2::lock_contended_error().raw_os_error() =>
+        {
+            Err(Error::Locked {
+                dir: dir.to_path_buf(),
+            })
+        }
+        Err(e) => Err(Error::io("locking", &path, e)),
+    }
+}
+
+/// A log identifier that differs between logs: std's randomly keyed hasher over the clock and
+/// the process id. It only has to make a segment of another log fail the checks.
+fn random_log_id() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    h.write_u128(now);
+    h.write_u32(std::process::id());
+    h.finish()
+}

@@ -1,0 +1,193 @@
+//! The seam: every system call durability depends on goes through [`Sys`].
+//!
+//! Flushing a mapping, syncing a file, allocating blocks, renaming, syncing a directory and
+//! unlinking all happen here and nowhere else, so that tests (with the `fault-injection` feature)
+//! can make the N-th call of any kind fail and check that the store poisons instead of
+//! acknowledging. Without the feature the indirection compiles away.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use crate::mmap::Mapping;
+
+/// The kinds of durability-relevant system calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+pub enum SysOp {
+    /// msync of a mapped range (plus `F_FULLFSYNC` on Apple systems).
+    Flush,
+    /// fsync of a file.
+    SyncFile,
+    /// fallocate of a new segment's blocks.
+    Allocate,
+    /// rename of a new segment into place.
+    Rename,
+    /// fsync of the log directory.
+    SyncDir,
+    /// unlink of a segment file.
+    Unlink,
+}
+
+impl SysOp {
+    /// Every kind, in a fixed order.
+    #[cfg(feature = "fault-injection")]
+    pub const ALL: [SysOp; 6] = [
+        SysOp::Flush,
+        SysOp::SyncFile,
+        SysOp::Allocate,
+        SysOp::Rename,
+        SysOp::SyncDir,
+        SysOp::Unlink,
+    ];
+
+    #[cfg(feature = "fault-injection")]
+    fn slot(self) -> usize {
+        self as usize
+    }
+}
+
+/// Test-only: which call of which kind should fail, and a count of the calls made so far.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Default)]
+pub struct FaultPlan {
+    calls: [std::sync::atomic::AtomicU64; 6],
+    fail_at: std::sync::Mutex<Vec<(SysOp, u64, io::ErrorKind)>>,
+}
+
+#[cfg(feature = "fault-injection")]
+impl FaultPlan {
+    /// A plan that fails nothing and counts every call.
+    #[must_use]
+    pub fn new() -> FaultPlan {
+        FaultPlan::default()
+    }
+
+    /// Make the `n`-th call (1-based, counted from the plan's creation) of kind `op` fail with an
+    /// I/O error of `kind`.
+    pub fn fail_nth(&self, op: SysOp, n: u64, kind: io::ErrorKind) {
+        if let Ok(mut v) = self.fail_at.lock() {
+            v.push((op, n, kind));
+        }
+    }
+
+    /// How many calls of kind `op` were made so far.
+    #[must_use]
+    pub fn calls(&self, op: SysOp) -> u64 {
+        self.calls[op.slot()].load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn check(&self, op: SysOp) -> io::Result<()> {
+        let n = self.calls[op.slot()].fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let planned = self
+            .fail_at
+            .lock()
+            .ok()
+            .and_then(|v| v.iter().find(|f| f.0 == op && f.1 == n).map(|f| f.2));
+        match planned {
+            Some(kind) => Err(io::Error::new(kind, format!("injected fault: {op:?} #{n}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The durability system calls of one store.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Sys {
+    #[cfg(feature = "fault-injection")]
+    plan: Option<std::sync::Arc<FaultPlan>>,
+}
+
+impl Sys {
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn new(plan: Option<std::sync::Arc<FaultPlan>>) -> Sys {
+        Sys { plan }
+    }
+
+    #[cfg(not(feature = "fault-injection"))]
+    pub(crate) fn new() -> Sys {
+        Sys {}
+    }
+
+    #[inline]
+    fn check(&self, _op: SysOp) -> io::Result<()> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(plan) = &self.plan {
+            return plan.check(_op);
+        }
+        Ok(())
+    }
+
+    /// Makes the mapped bytes `offset..offset + len` durable.
+    pub(crate) fn flush(
+        &self,
+        map: &Mapping,
+        _file: &File,
+        offset: usize,
+        len: usize,
+    ) -> io::Result<()> {
+        self.check(SysOp::Flush)?;
+        map.flush_range(offset, len)?;
+        // On Apple systems msync hands the pages to the drive without flushing its cache;
+        // std's sync_all issues F_FULLFSYNC, which does.
+        #[cfg(any(target_os = "macos", target_os = "ios"))]
+        _file.sync_all()?;
+        Ok(())
+    }
+
+    /// fsync of a file (data and metadata).
+    pub(crate) fn sync_file(&self, file: &File) -> io::Result<()> {
+        self.check(SysOp::SyncFile)?;
+        file.sync_all()
+    }
+
+    /// Allocates real blocks for `len` bytes (never a sparse extension).
+    pub(crate) fn allocate(&self, file: &File, len: u64) -> io::Result<()> {
+        self.check(SysOp::Allocate)?;
+        // posix_fallocate returns its error instead of setting errno, and fs2 reports
+        // `last_os_error()`, so the code it gives can be stale (even "success"). The only likely
+        // failure on a file system that supports fallocate is a full disk: say so.
+        if let Err(e) = fs2::FileExt::allocate(file, len) {
+            return Err(match e.raw_os_error() {
+                Some(0) | None => io::Error::new(
+                    io::ErrorKind::StorageFull,
+                    format!("could not allocate {len} bytes; the file system is probably full"),
+                ),
+                Some(_) => e,
+            });
+        }
+        let have = file.metadata()?.len();
+        if have < len {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("could not allocate {len} bytes (got {have})"),
+            ));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.check(SysOp::Rename)?;
+        std::fs::rename(from, to)
+    }
+
+    /// fsync of a directory, so that a create, rename or unlink in it is durable.
+    pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.check(SysOp::SyncDir)?;
+        #[cfg(unix)]
+        {
+            File::open(dir)?.sync_all()
+        }
+        // Windows cannot open a directory as a file; NTFS journals the rename itself.
+        #[cfg(not(unix))]
+        {
+            let _ = dir;
+            Ok(())
+        }
+    }
+
+    pub(crate) fn unlink(&self, path: &Path) -> io::Result<()> {
+        self.check(SysOp::Unlink)?;
+        std::fs::remove_file(path)
+    }
+}

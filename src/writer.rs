@@ -1,0 +1,330 @@
+//! [`WalWriter`]: appends, atomic batches, flushing, rotation and poisoning.
+//!
+//! One `WriterState` behind the store's mutex owns the write position. Records are copied into
+//! the active segment's mapping past the published end, flushed, and only then published to
+//! readers and acknowledged. The first failed flush poisons the writer for good.
+
+use std::io;
+use std::ops::RangeInclusive;
+use std::sync::Arc;
+
+use crate::config::SyncMode;
+use crate::error::{Error, Result};
+use crate::format::{self, FLAG_BATCH_CONTINUES, RECORD_HEADER_LEN};
+use crate::record::RecordType;
+use crate::segment::{self, Segment, SegmentView};
+use crate::store::Shared;
+
+/// The writer's position in the log. Lives behind `Shared::writer`.
+#[derive(Debug)]
+pub(crate) struct WriterState {
+    active: Arc<Segment>,
+    /// The active segment came sealed from disk: rotate before writing into it.
+    active_sealed: bool,
+    /// Next sequence number to hand out.
+    next_seq: u64,
+    /// End of the bytes copied into the active segment.
+    write_off: u64,
+    /// First sequence number not yet known durable.
+    durable_seq: u64,
+    /// End of the bytes known durable in the active segment.
+    durable_off: u64,
+    /// Offset at or past which the next record gets an index entry.
+    next_index_at: u64,
+    poisoned: Option<String>,
+}
+
+impl WriterState {
+    /// The writer state that continues after the recovered `active` segment.
+    pub(crate) fn resume(active: &SegmentView, sealed: bool) -> WriterState {
+        let layout = active.seg.layout;
+        let next_index_at = match active.seg.index_floor(u64::MAX) {
+            Ok((_, off)) if !active.is_empty() => segment::next_index_boundary(&layout, off),
+            _ => layout.data_start(),
+        };
+        WriterState {
+            active: active.seg.clone(),
+            active_sealed: sealed,
+            next_seq: active.next_seq,
+            write_off: active.end,
+            durable_seq: active.next_seq,
+            durable_off: active.end,
+            next_index_at,
+            poisoned: None,
+        }
+    }
+
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Poisons the writer with `err` as the cause and gives `err` back.
+    pub(crate) fn poison(&mut self, err: Error) -> Error {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(err.to_string());
+        }
+        err
+    }
+
+    /// Copies one record into the mapping past the published end. Not yet durable or visible.
+    fn write_record(&mut self, code: u8, timestamp: u64, flags: u8, payload: &[u8]) -> Result<u64> {
+        let seg = &self.active;
+        let (seq, off) = (self.next_seq, self.write_off);
+        let unsynced = u32::try_from(seq - self.durable_seq).unwrap_or(u32::MAX);
+        let header =
+            format::encode_record_header(seg.binding, seq, timestamp, code, flags, unsynced, payload);
+        let payload_at = off + RECORD_HEADER_LEN;
+        seg.map
+            .write(off as usize, zerocopy::IntoBytes::as_bytes(&header))
+            .and_then(|()| seg.map.write(payload_at as usize, payload))
+            .map_err(|e| Error::io("writing a record into", &seg.path, e))?;
+        if off >= self.next_index_at {
+            seg.push_index(seq, off);
+            self.next_index_at = segment::next_index_boundary(&seg.layout, off);
+        }
+        self.write_off = off + format::record_size(payload.len() as u64);
+        self.next_seq = seq + 1;
+        Ok(seq)
+    }
+
+    /// Forgets records written since the last flush (their bytes stay, past the durable end, and
+    /// are overwritten or zeroed later). Used when a batch fails half-way before its flush.
+    fn discard_unflushed(&mut self) {
+        self.active.truncate_index(self.durable_off);
+        self.next_seq = self.durable_seq;
+        self.write_off = self.durable_off;
+        self.next_index_at = match self.active.index_floor(u64::MAX) {
+            Ok((_, off)) if self.durable_off > self.active.layout.data_start() => {
+                segment::next_index_boundary(&self.active.layout, off)
+            }
+            _ => self.active.layout.data_start(),
+        };
+    }
+}
+
+/// Appends records to the log. Clone it freely and share it between threads: all clones append to
+/// the same log, in one total order.
+#[derive(Clone, Debug)]
+pub struct WalWriter {
+    shared: Arc<Shared>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+impl WalWriter {
+    pub(crate) fn new(shared: Arc<Shared>) -> WalWriter {
+        WalWriter { shared }
+    }
+
+    /// Appends one record stamped with the current time (milliseconds since the Unix epoch) and
+    /// returns its sequence number. With [`SyncMode::Always`] the record is durable when this
+    /// returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RecordTooLarge`] if it cannot fit a segment, [`Error::InvalidRecordType`] for a
+    /// reserved custom code (both before anything is written and without using a sequence number),
+    /// [`Error::Io`] if a flush fails (which poisons the writer), [`Error::Poisoned`] after that.
+    pub fn append(&self, record_type: RecordType, payload: &[u8]) -> Result<u64> {
+        self.append_with_timestamp(record_type, now_ms(), payload)
+    }
+
+    /// Like [`append`](Self::append) with an explicit timestamp.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append).
+    pub fn append_with_timestamp(
+        &self,
+        record_type: RecordType,
+        timestamp: u64,
+        payload: &[u8],
+    ) -> Result<u64> {
+        let code = record_type.checked_code()?;
+        let payload = check_payload_len(payload)?;
+        let mut st = self.shared.lock_writer()?;
+        st.check_poisoned()?;
+        self.make_room(&mut st, format::record_size(payload.len() as u64))?;
+        let seq = st.write_record(code, timestamp, 0, payload)?;
+        self.commit(&mut st)?;
+        Ok(seq)
+    }
+
+    /// Appends records as one atomic batch: after a crash either all of them are in the log or
+    /// none is. The batch costs one flush, gets consecutive sequence numbers and the same
+    /// timestamp, and must fit in one segment. An empty batch writes nothing and returns an empty
+    /// range starting at the next sequence number.
+    ///
+    /// # Errors
+    ///
+    /// As [`append`](Self::append); `RecordTooLarge` reports the size of the whole batch.
+    pub fn append_batch<'a, I>(&self, records: I) -> Result<RangeInclusive<u64>>
+    where
+        I: IntoIterator<Item = (RecordType, &'a [u8])>,
+    {
+        let records = records
+            .into_iter()
+            .map(|(t, p)| Ok((t.checked_code()?, check_payload_len(p)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let timestamp = now_ms();
+        let mut st = self.shared.lock_writer()?;
+        st.check_poisoned()?;
+        let first = st.next_seq;
+        let Some(last_index) = records.len().checked_sub(1) else {
+            return Ok(first..=first - 1);
+        };
+        let total = records
+            .iter()
+            .map(|(_, p)| format::record_size(p.len() as u64))
+            .sum();
+        self.make_room(&mut st, total)?;
+        let first = st.next_seq;
+        for (i, (code, payload)) in records.iter().enumerate() {
+            let flags = if i < last_index {
+                FLAG_BATCH_CONTINUES
+            } else {
+                0
+            };
+            if let Err(e) = st.write_record(*code, timestamp, flags, payload) {
+                st.discard_unflushed();
+                return Err(e);
+            }
+        }
+        self.commit(&mut st)?;
+        Ok(first..=st.next_seq - 1)
+    }
+
+    /// Makes every record appended so far durable and visible to readers. Needed only with
+    /// [`SyncMode::Manual`]; with [`SyncMode::Always`] there is never anything left to flush.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if the flush fails (which poisons the writer), [`Error::Poisoned`] after that.
+    pub fn sync(&self) -> Result<()> {
+        let mut st = self.shared.lock_writer()?;
+        st.check_poisoned()?;
+        self.flush_pending(&mut st)
+    }
+
+    /// The sequence number the next append will get.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`] if a thread panicked while appending.
+    pub fn next_seq(&self) -> Result<u64> {
+        Ok(self.shared.lock_writer()?.next_seq)
+    }
+
+    fn commit(&self, st: &mut WriterState) -> Result<()> {
+        match self.shared.config.sync_mode {
+            SyncMode::Always => self.flush_pending(st),
+            SyncMode::Manual => Ok(()),
+        }
+    }
+
+    /// Flushes the bytes written since the last flush, then publishes them.
+    fn flush_pending(&self, st: &mut WriterState) -> Result<()> {
+        if st.write_off == st.durable_off {
+            return Ok(());
+        }
+        let seg = st.active.clone();
+        let (start, len) = (st.durable_off as usize, (st.write_off - st.durable_off) as usize);
+        if let Err(e) = self.shared.sys.flush(&seg.map, &seg.file, start, len) {
+            return Err(st.poison(Error::io("flushing", &seg.path, e)));
+        }
+        st.durable_off = st.write_off;
+        st.durable_seq = st.next_seq;
+        let mut p = self.shared.write_published()?;
+        p.active.next_seq = st.durable_seq;
+        p.active.end = st.durable_off;
+        Ok(())
+    }
+
+    /// Rotates to a new segment if `need` bytes do not fit in the active one.
+    fn make_room(&self, st: &mut WriterState, need: u64) -> Result<()> {
+        let fresh = &self.shared.layout;
+        if need > fresh.capacity() {
+            return Err(Error::RecordTooLarge {
+                needed: need,
+                max: fresh.capacity(),
+            });
+        }
+        if st.active_sealed || st.write_off + need > st.active.layout.data_limit {
+            self.rotate(st)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and continues in a new one. Everything in the old segment is
+    /// flushed first, so the existence of a newer segment proves the older one complete.
+    fn rotate(&self, st: &mut WriterState) -> Result<()> {
+        self.flush_pending(st)?;
+        let shared = &self.shared;
+        let old = st.active.clone();
+        let new = match Segment::create(
+            &shared.sys,
+            &shared.dir,
+            old.id + 1,
+            shared.log_id,
+            st.next_seq,
+            shared.layout,
+        ) {
+            Ok(seg) => Arc::new(seg),
+            // A full disk while preparing a segment that is not part of the log yet loses
+            // nothing: report it and let the application retry once space is freed.
+            Err(e @ Error::Io { .. }) if is_storage_full(&e) => return Err(e),
+            Err(e) => return Err(st.poison(e)),
+        };
+        if !st.active_sealed
+            && st.next_seq > old.base_seq
+            && let Err(e) = old.seal(&shared.sys, old.base_seq, st.next_seq - 1, st.write_off)
+        {
+            return Err(st.poison(e));
+        }
+        let start = new.layout.data_start();
+        {
+            let mut p = shared.write_published()?;
+            let mut sealed = Vec::with_capacity(p.sealed.len() + 1);
+            sealed.extend(p.sealed.iter().cloned());
+            sealed.push(p.active.clone());
+            p.sealed = Arc::new(sealed);
+            p.active = SegmentView {
+                seg: new.clone(),
+                first_seq: st.next_seq,
+                next_seq: st.next_seq,
+                end: start,
+            };
+        }
+        st.active = new;
+        st.active_sealed = false;
+        st.write_off = start;
+        st.durable_off = start;
+        st.next_index_at = start;
+        Ok(())
+    }
+}
+
+/// The format stores payload lengths in 32 bits.
+fn check_payload_len(payload: &[u8]) -> Result<&[u8]> {
+    match u32::try_from(payload.len()) {
+        Ok(_) => Ok(payload),
+        Err(_) => Err(Error::RecordTooLarge {
+            needed: format::record_size(payload.len() as u64),
+            max: u64::from(u32::MAX),
+        }),
+    }
+}
+
+fn is_storage_full(err: &Error) -> bool {
+    matches!(err, Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+}
