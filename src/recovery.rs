@@ -173,7 +173,19 @@ pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered
     let mut last_sealed = false;
     for (i, &id) in ids.iter().enumerate() {
         let is_last = i + 1 == ids.len();
-        let seg = Segment::open(&dir.join(segment::file_name(id)), id, writable)?;
+        let seg = match Segment::open(&dir.join(segment::file_name(id)), id, writable) {
+            Ok(seg) => seg,
+            // A read-only opener races with the writer's truncate_before: the oldest segments
+            // may vanish between listing and opening. Skipping them keeps the log gap-free.
+            Err(Error::Io { source, .. })
+                if !writable
+                    && views.is_empty()
+                    && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let this_log = seg.binding.log_id;
         if *log_id.get_or_insert(this_log) != this_log {
             return Err(Error::corruption(
@@ -218,8 +230,9 @@ fn recover_segment(
         && seal.first_seq == seg.base_seq
     {
         let region = seg.bytes(seal.data_end)?;
-        let first_ok = format::decode_record(region, seg.layout.data_start(), seal.data_end, seg.binding)
-            .is_ok_and(|(loc, _)| loc.header.seq.get() == seal.first_seq);
+        let first_ok =
+            format::decode_record(region, seg.layout.data_start(), seal.data_end, seg.binding)
+                .is_ok_and(|(loc, _)| loc.header.seq.get() == seal.first_seq);
         if first_ok {
             seg.set_persisted_index(seal);
             let view = SegmentView {
