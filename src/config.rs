@@ -138,7 +138,9 @@ impl WalConfig {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let size = self.segment_size;
-        if !(Self::MIN_SEGMENT_SIZE..=Self::MAX_SEGMENT_SIZE).contains(&size) || !size.is_multiple_of(4096) {
+        if !(Self::MIN_SEGMENT_SIZE..=Self::MAX_SEGMENT_SIZE).contains(&size)
+            || !size.is_multiple_of(4096)
+        {
             return Err(Error::config(format!(
                 "segment_size {size} must be a multiple of 4096 between {} and {}",
                 Self::MIN_SEGMENT_SIZE,

@@ -657,10 +657,7 @@ mod tests {
     #[test]
     fn checksum_binds_segment_and_every_header_byte() {
         let (seg, layout) = segment_with(&[(1, b"payload")]);
-        let other = Binding {
-            segment_id: 4,
-            ..B
-        };
+        let other = Binding { segment_id: 4, ..B };
         let start = layout.data_start();
         assert_eq!(
             decode_record(&seg, start, layout.data_limit, other).unwrap_err(),
@@ -720,7 +717,10 @@ mod tests {
         seg[fo..].copy_from_slice(f.as_bytes());
         let seal = decode_footer(&seg, &layout, B).unwrap().unwrap();
         assert_eq!((seal.first_seq, seal.last_seq, seal.data_end), (5, 12, 600));
-        assert_eq!(decode_index(&seg, &layout, B, &seal).unwrap(), index.to_vec());
+        assert_eq!(
+            decode_index(&seg, &layout, B, &seal).unwrap(),
+            index.to_vec()
+        );
         seg[io + 3] ^= 1;
         assert!(decode_index(&seg, &layout, B, &seal).is_err());
     }

@@ -103,7 +103,10 @@ impl Mapping {
 
     /// msync(MS_SYNC) of the pages covering `offset..offset + len`.
     pub(crate) fn flush_range(&self, offset: usize, len: usize) -> io::Result<()> {
-        if offset.checked_add(len).is_none_or(|end| end > self.raw.len()) {
+        if offset
+            .checked_add(len)
+            .is_none_or(|end| end > self.raw.len())
+        {
             return Err(out_of_bounds(offset, len, self.raw.len()));
         }
         if len == 0 {

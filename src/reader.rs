@@ -190,7 +190,12 @@ fn damaged(view: &SegmentView, offset: u64, seq: u64, what: impl std::fmt::Displ
 fn to_ref<'a>(view: &SegmentView, loc: &Located, payload: &'a [u8]) -> Result<RecordRef<'a>> {
     let seq = loc.header.seq.get();
     let record_type = RecordType::from_code(loc.header.record_type).ok_or_else(|| {
-        damaged(view, loc.payload_offset - format::RECORD_HEADER_LEN, seq, "record type 0")
+        damaged(
+            view,
+            loc.payload_offset - format::RECORD_HEADER_LEN,
+            seq,
+            "record type 0",
+        )
     })?;
     Ok(RecordRef {
         seq,
@@ -207,8 +212,8 @@ fn locate(view: &SegmentView, seq: u64) -> Result<Located> {
     let region = view.seg.bytes(view.end)?;
     let start = view.seg.layout.data_start();
     let (entry_seq, entry_off) = view.seg.index_floor(seq)?;
-    let from_index = (view.first_seq..=seq).contains(&entry_seq)
-        && (start..view.end).contains(&entry_off);
+    let from_index =
+        (view.first_seq..=seq).contains(&entry_seq) && (start..view.end).contains(&entry_off);
     // The index entry first; if the walk from it fails, from the segment's first record.
     let attempts = [
         from_index.then_some((entry_seq, entry_off)),

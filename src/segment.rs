@@ -131,7 +131,8 @@ impl Segment {
             .map_err(io_err("writing the header of", temp))?;
         sys.sync_file(&file).map_err(io_err("syncing", temp))?;
         sys.rename(temp, path).map_err(io_err("renaming", temp))?;
-        sys.sync_dir(dir).map_err(io_err("syncing directory", dir))?;
+        sys.sync_dir(dir)
+            .map_err(io_err("syncing directory", dir))?;
         let map = Mapping::read_write(&file).map_err(io_err("mapping", path))?;
         Ok(Segment {
             id,
@@ -156,7 +157,10 @@ impl Segment {
             .write(writable)
             .open(path)
             .map_err(io_err("opening", path))?;
-        let len = file.metadata().map_err(io_err("reading metadata of", path))?.len();
+        let len = file
+            .metadata()
+            .map_err(io_err("reading metadata of", path))?
+            .len();
         if len < format::SEGMENT_HEADER_LEN {
             return Err(Error::corruption(
                 path,
@@ -387,7 +391,12 @@ mod tests {
             assert_eq!(parse_name(&temp_name(id)), Some(DirEntryKind::Temp(id)));
         }
         assert_eq!(file_name(7), "00000000000000000007.seg");
-        for bad in ["wal.lock", "7.seg", "0000000000000000000x.seg", "00000000000000000007.segx"] {
+        for bad in [
+            "wal.lock",
+            "7.seg",
+            "0000000000000000000x.seg",
+            "00000000000000000007.segx",
+        ] {
             assert_eq!(parse_name(bad), None, "{bad}");
         }
     }

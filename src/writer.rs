@@ -76,8 +76,15 @@ impl WriterState {
         let seg = &self.active;
         let (seq, off) = (self.next_seq, self.write_off);
         let unsynced = u32::try_from(seq - self.durable_seq).unwrap_or(u32::MAX);
-        let header =
-            format::encode_record_header(seg.binding, seq, timestamp, code, flags, unsynced, payload);
+        let header = format::encode_record_header(
+            seg.binding,
+            seq,
+            timestamp,
+            code,
+            flags,
+            unsynced,
+            payload,
+        );
         let payload_at = off + RECORD_HEADER_LEN;
         seg.map
             .write(off as usize, zerocopy::IntoBytes::as_bytes(&header))
@@ -238,7 +245,10 @@ impl WalWriter {
             return Ok(());
         }
         let seg = st.active.clone();
-        let (start, len) = (st.durable_off as usize, (st.write_off - st.durable_off) as usize);
+        let (start, len) = (
+            st.durable_off as usize,
+            (st.write_off - st.durable_off) as usize,
+        );
         if let Err(e) = self.shared.sys.flush(&seg.map, &seg.file, start, len) {
             return Err(st.poison(Error::io("flushing", &seg.path, e)));
         }
