@@ -61,6 +61,13 @@ pub enum Error {
         /// Which setting and why.
         reason: String,
     },
+    /// A segment was written by a format version this crate does not read (a newer release).
+    UnsupportedVersion {
+        /// The segment file.
+        file: PathBuf,
+        /// The version it declares.
+        version: u32,
+    },
     /// An application record type used a code reserved by the format
     /// (see [`RecordType::Custom`](crate::RecordType::Custom)).
     InvalidRecordType {
@@ -151,6 +158,12 @@ impl fmt::Display for Error {
                 "the writer is poisoned by an earlier failure ({cause}); reopen the store"
             ),
             Error::InvalidConfig { reason } => write!(f, "invalid configuration: {reason}"),
+            Error::UnsupportedVersion { file, version } => write!(
+                f,
+                "{} uses format version {version}, which this release does not read (it reads version {})",
+                file.display(),
+                crate::format::FORMAT_VERSION
+            ),
             Error::InvalidRecordType { code } => write!(
                 f,
                 "record type code {code} is reserved; custom codes must be 6 to 255"
@@ -178,6 +191,7 @@ impl From<Error> for io::Error {
                 io::ErrorKind::InvalidInput
             }
             Error::InvalidRecordType { .. } => io::ErrorKind::InvalidInput,
+            Error::UnsupportedVersion { .. } => io::ErrorKind::Unsupported,
             Error::Poisoned { .. } => io::ErrorKind::Other,
         };
         io::Error::new(kind, err)

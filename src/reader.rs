@@ -6,7 +6,7 @@
 //! handed out has had its checksum verified.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
 use crate::format::{self, Located};
@@ -18,7 +18,9 @@ use crate::sys::Sys;
 
 #[derive(Debug, Clone)]
 enum Source {
-    Store(Arc<Shared>),
+    /// Made by a store. Weak, so that a forgotten reader does not keep the writer lock; once the
+    /// store is gone, `refresh` reads the directory instead.
+    Store(Weak<Shared>, PathBuf),
     Dir(PathBuf),
 }
 
@@ -41,7 +43,7 @@ impl WalReader {
             .map(|p| p.views())
             .unwrap_or_default();
         WalReader {
-            source: Source::Store(shared),
+            source: Source::Store(Arc::downgrade(&shared), shared.dir.clone()),
             views,
         }
     }
@@ -76,14 +78,19 @@ impl WalReader {
     }
 
     /// Moves the snapshot forward to what is durable now (for a reader made by
-    /// [`WalReader::open`], what is on disk now).
+    /// [`WalReader::open`], or by a store that has since been closed, what is on disk now).
+    /// A reader does not keep its store open: the directory's lock is released when the store and
+    /// its writers are dropped, even while readers live.
     ///
     /// # Errors
     ///
     /// As [`WalReader::open`] for a reader opened from a directory.
     pub fn refresh(&mut self) -> Result<()> {
         self.views = match &self.source {
-            Source::Store(shared) => shared.read_published()?.views(),
+            Source::Store(shared, dir) => match shared.upgrade() {
+                Some(shared) => shared.read_published()?.views(),
+                None => Self::scan_dir(dir)?,
+            },
             Source::Dir(dir) => Self::scan_dir(dir)?,
         };
         Ok(())

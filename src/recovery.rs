@@ -219,6 +219,35 @@ pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered
     })
 }
 
+/// How often a read-only opener rescans a segment whose bytes changed while it looked at them.
+const LIVE_RESCANS: usize = 1000;
+
+/// Scans `seg` and classifies what follows its records.
+///
+/// A read-only opener reads a segment that another process may be appending to, so the bytes
+/// can change between the scan and the classification: a record caught half-copied by the scan
+/// is complete a moment later and the record after it then looks like proof of damage. Damage
+/// stays where it is; a live append moves the end forward. So a read-only opener that meets
+/// "damage" rescans, and reports it only if the end of the valid records did not move.
+fn scan_and_classify(seg: &Segment, writable: bool) -> Result<(Scan, Tail)> {
+    let mut scan = scan_records(seg, seg.layout.data_limit, seg.base_seq)?;
+    let mut rescans = 0;
+    loop {
+        match classify_tail(seg, &scan) {
+            Ok(tail) => return Ok((scan, tail)),
+            Err(e) if writable || rescans == LIVE_RESCANS => return Err(e),
+            Err(e) => {
+                let again = scan_records(seg, seg.layout.data_limit, seg.base_seq)?;
+                if again.end == scan.end {
+                    return Err(e);
+                }
+                scan = again;
+                rescans += 1;
+            }
+        }
+    }
+}
+
 fn recover_segment(
     seg: Segment,
     is_last: bool,
@@ -244,8 +273,8 @@ fn recover_segment(
             return Ok((view, true));
         }
     }
-    let scan = scan_records(&seg, seg.layout.data_limit, seg.base_seq)?;
-    match classify_tail(&seg, &scan)? {
+    let (scan, tail) = scan_and_classify(&seg, writable)?;
+    match tail {
         Tail::Clean => {}
         Tail::Torn { .. } if !is_last => {
             return Err(Error::corruption(

@@ -179,8 +179,14 @@ impl Segment {
         let header_bytes = map
             .stable_range(0, format::SEGMENT_HEADER_LEN as usize)
             .unwrap_or(&[]);
-        let (header, layout) = format::decode_segment_header(header_bytes)
-            .map_err(|e| Error::corruption(path, 0, None, e.to_string()))?;
+        let (header, layout) =
+            format::decode_segment_header(header_bytes).map_err(|e| match e {
+                format::HeaderError::UnsupportedVersion(version) => Error::UnsupportedVersion {
+                    file: path.to_path_buf(),
+                    version,
+                },
+                e => Error::corruption(path, 0, None, e.to_string()),
+            })?;
         if layout.size != len {
             return Err(Error::corruption(
                 path,

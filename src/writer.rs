@@ -223,6 +223,16 @@ impl WalWriter {
         self.flush_pending(&mut st)
     }
 
+    /// True once a failed flush (or allocation, rename, directory sync, unlink) has poisoned the
+    /// writer; every append and sync then fails with [`Error::Poisoned`] until the store is
+    /// reopened.
+    #[must_use]
+    pub fn is_poisoned(&self) -> bool {
+        self.shared
+            .lock_writer()
+            .map_or(true, |st| st.poisoned.is_some())
+    }
+
     /// The sequence number the next append will get.
     ///
     /// # Errors
@@ -335,6 +345,10 @@ fn check_payload_len(payload: &[u8]) -> Result<&[u8]> {
     }
 }
 
+/// A full disk while allocating a new segment's blocks: nothing of the log was touched yet (the
+/// temporary file is removed), so the writer need not poison. Any later step of the creation
+/// (sync, rename, directory sync) failing leaves the directory in an unknown state and poisons.
 fn is_storage_full(err: &Error) -> bool {
-    matches!(err, Error::Io { source, .. } if source.kind() == io::ErrorKind::StorageFull)
+    matches!(err, Error::Io { action: "allocating", source, .. }
+        if source.kind() == io::ErrorKind::StorageFull)
 }
