@@ -1,4 +1,16 @@
 //! Integration tests: one binary, one module per concern (cheaper to build on 2 cores).
 
+mod batch;
 mod common;
+mod corruption;
+mod errors;
+mod locking;
+mod model;
+#[cfg(feature = "fault-injection")]
+mod poison;
+mod random_access;
+mod recovery;
+mod reopen;
+mod roundtrip;
 mod smoke;
+mod truncate;

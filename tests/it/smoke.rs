@@ -11,7 +11,9 @@ fn append_rotate_reopen_replay() {
         let w = store.writer();
         for i in 0..500u64 {
             let payload = vec![(i % 251) as u8; (i * 37 % 700) as usize];
-            let seq = w.append_with_timestamp(RecordType::Put, i, &payload).unwrap();
+            let seq = w
+                .append_with_timestamp(RecordType::Put, i, &payload)
+                .unwrap();
             assert_eq!(seq, i + 1);
             expected.push((seq, payload));
         }
@@ -33,6 +35,9 @@ fn append_rotate_reopen_replay() {
     assert_eq!(store.writer().append(RecordType::Noop, b"").unwrap(), 501);
     let ro = WalReader::open(dir.path()).unwrap();
     assert_eq!(ro.last_seq(), Some(501));
-    let from = ro.iter_from(250).map(|r| r.unwrap().seq()).collect::<Vec<_>>();
+    let from = ro
+        .iter_from(250)
+        .map(|r| r.unwrap().seq())
+        .collect::<Vec<_>>();
     assert_eq!(from, (250..=501).collect::<Vec<_>>());
 }
