@@ -2,6 +2,7 @@
 
 mod batch;
 mod common;
+mod concurrency;
 mod corruption;
 mod errors;
 mod locking;
