@@ -1,8 +1,8 @@
 //! Readers on other threads keep working while writers append, rotate and truncate: every
 //! snapshot is a gap-free run of intact records, and no reader ever sees a torn one.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use softadastra_wal::{RecordRef, RecordType, WalStore};
 
@@ -26,7 +26,12 @@ fn check_record(r: &RecordRef<'_>) {
     assert!(p.len() >= 8, "record {} too short", r.seq());
     let writer = p[0];
     let counter = u32::from_le_bytes([p[1], p[2], p[3], p[4]]);
-    assert_eq!(p, &payload(writer, counter)[..], "record {} altered", r.seq());
+    assert_eq!(
+        p,
+        &payload(writer, counter)[..],
+        "record {} altered",
+        r.seq()
+    );
 }
 
 #[test]
