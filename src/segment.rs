@@ -19,6 +19,9 @@ use crate::recovery;
 use crate::sys::Sys;
 
 const SEGMENT_SUFFIX: &str = ".seg";
+/// The `action` of the `Error::Io` for a failed block allocation of a new segment; the writer
+/// tells a full disk at this step (harmless, not poisoning) from every other failure by it.
+pub(crate) const ALLOCATING: &str = "allocating";
 const TEMP_SUFFIX: &str = ".seg.tmp";
 
 /// The file name of segment `id`: 20 zero-padded decimal digits, so names sort like numbers.
@@ -124,7 +127,7 @@ impl Segment {
             .open(temp)
             .map_err(io_err("creating", temp))?;
         sys.allocate(&file, layout.size)
-            .map_err(io_err("allocating", temp))?;
+            .map_err(io_err(ALLOCATING, temp))?;
         let header = format::encode_segment_header(&layout, log_id, id, base_seq);
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(header.as_bytes()))

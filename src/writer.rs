@@ -37,11 +37,7 @@ pub(crate) struct WriterState {
 impl WriterState {
     /// The writer state that continues after the recovered `active` segment.
     pub(crate) fn resume(active: &SegmentView, sealed: bool) -> WriterState {
-        let layout = active.seg.layout;
-        let next_index_at = match active.seg.index_floor(u64::MAX) {
-            Ok((_, off)) if !active.is_empty() => segment::next_index_boundary(&layout, off),
-            _ => layout.data_start(),
-        };
+        let next_index_at = next_index_after(&active.seg, active.end);
         WriterState {
             active: active.seg.clone(),
             active_sealed: sealed,
@@ -105,12 +101,18 @@ impl WriterState {
         self.active.truncate_index(self.durable_off);
         self.next_seq = self.durable_seq;
         self.write_off = self.durable_off;
-        self.next_index_at = match self.active.index_floor(u64::MAX) {
-            Ok((_, off)) if self.durable_off > self.active.layout.data_start() => {
-                segment::next_index_boundary(&self.active.layout, off)
-            }
-            _ => self.active.layout.data_start(),
-        };
+        self.next_index_at = next_index_after(&self.active, self.durable_off);
+    }
+}
+
+/// Where the next index entry goes in `seg`, whose records end at `end`: past the last entry's
+/// block, or at the first record if the segment holds none.
+fn next_index_after(seg: &Segment, end: u64) -> u64 {
+    match seg.index_floor(u64::MAX) {
+        Ok((_, off)) if end > seg.layout.data_start() => {
+            segment::next_index_boundary(&seg.layout, off)
+        }
+        _ => seg.layout.data_start(),
     }
 }
 
@@ -349,6 +351,6 @@ fn check_payload_len(payload: &[u8]) -> Result<&[u8]> {
 /// temporary file is removed), so the writer need not poison. Any later step of the creation
 /// (sync, rename, directory sync) failing leaves the directory in an unknown state and poisons.
 fn is_storage_full(err: &Error) -> bool {
-    matches!(err, Error::Io { action: "allocating", source, .. }
+    matches!(err, Error::Io { action: segment::ALLOCATING, source, .. }
         if source.kind() == io::ErrorKind::StorageFull)
 }
