@@ -24,7 +24,7 @@ pub use writer::WalWriter;
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub mod fault {
-    pub use crate::sys::{FaultPlan, SysOp};
+    pub use crate::sys::{FaultPlan, Observer, SysCall, SysOp};
 }
 
 #[cfg(test)]

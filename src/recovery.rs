@@ -289,7 +289,7 @@ fn recover_segment(
             let (start, len) = (scan.end as usize, (garbage_end - scan.end) as usize);
             seg.map
                 .zero(start, len)
-                .and_then(|()| sys.flush(&seg.map, &seg.file, start, len))
+                .and_then(|()| sys.flush(&seg.map, &seg.file, &seg.path, start, len))
                 .map_err(|e| Error::io("zeroing the torn tail of", &seg.path, e))?;
         }
         Tail::Torn { .. } => {}

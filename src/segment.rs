@@ -126,13 +126,14 @@ impl Segment {
             .truncate(true)
             .open(temp)
             .map_err(io_err("creating", temp))?;
-        sys.allocate(&file, layout.size)
+        sys.allocate(&file, temp, layout.size)
             .map_err(io_err(ALLOCATING, temp))?;
         let header = format::encode_segment_header(&layout, log_id, id, base_seq);
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(header.as_bytes()))
             .map_err(io_err("writing the header of", temp))?;
-        sys.sync_file(&file).map_err(io_err("syncing", temp))?;
+        sys.sync_file(&file, temp)
+            .map_err(io_err("syncing", temp))?;
         sys.rename(temp, path).map_err(io_err("renaming", temp))?;
         sys.sync_dir(dir)
             .map_err(io_err("syncing directory", dir))?;
@@ -261,7 +262,7 @@ impl Segment {
             self.map
                 .write(self.layout.footer_offset as usize, footer.as_bytes())?;
             let len = self.layout.size as usize - index_offset;
-            sys.flush(&self.map, &self.file, index_offset, len)
+            sys.flush(&self.map, &self.file, &self.path, index_offset, len)
         };
         write().map_err(io_err("sealing", &self.path))
     }

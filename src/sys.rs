@@ -47,12 +47,43 @@ impl SysOp {
     }
 }
 
+/// Test-only: one durability system call, as shown to a [`FaultPlan`] observer.
+#[cfg(feature = "fault-injection")]
+#[derive(Clone, Copy, Debug)]
+pub struct SysCall<'a> {
+    /// The kind of call.
+    pub op: SysOp,
+    /// The file or directory it acts on (for a rename, the source).
+    pub path: &'a Path,
+    /// For a rename, the destination.
+    pub to: Option<&'a Path>,
+    /// For a flush, the byte range `(offset, len)` of the file it makes durable.
+    pub range: Option<(u64, u64)>,
+    /// `false` just before the call is made (a crash point), `true` once it has succeeded.
+    pub done: bool,
+}
+
+/// Test-only: a function shown every durability call, before it is made and after it succeeds.
+#[cfg(feature = "fault-injection")]
+pub type Observer = Box<dyn Fn(&SysCall<'_>) + Send + Sync>;
+
 /// Test-only: which call of which kind should fail, and a count of the calls made so far.
 #[cfg(feature = "fault-injection")]
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct FaultPlan {
     calls: [std::sync::atomic::AtomicU64; 6],
     fail_at: std::sync::Mutex<Vec<(SysOp, u64, io::ErrorKind)>>,
+    observer: std::sync::RwLock<Option<Observer>>,
+}
+
+#[cfg(feature = "fault-injection")]
+impl std::fmt::Debug for FaultPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultPlan")
+            .field("calls", &self.calls)
+            .field("fail_at", &self.fail_at)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(feature = "fault-injection")]
@@ -68,6 +99,23 @@ impl FaultPlan {
     pub fn fail_nth(&self, op: SysOp, n: u64, kind: io::ErrorKind) {
         if let Ok(mut v) = self.fail_at.lock() {
             v.push((op, n, kind));
+        }
+    }
+
+    /// Show every later call to `observer`: before it is made (`done == false`), and again after
+    /// it succeeded (`done == true`). A call failed by the plan is shown only before. Used by the
+    /// power-loss harness to learn which bytes are durable at each moment.
+    pub fn observe(&self, observer: Observer) {
+        if let Ok(mut slot) = self.observer.write() {
+            *slot = Some(observer);
+        }
+    }
+
+    fn notify(&self, call: &SysCall<'_>) {
+        if let Ok(slot) = self.observer.read()
+            && let Some(observer) = slot.as_ref()
+        {
+            observer(call);
         }
     }
 
@@ -109,13 +157,35 @@ impl Sys {
         Sys {}
     }
 
+    /// Runs `call` unless the fault plan fails it; shows it to the plan's observer before and
+    /// after.
     #[inline]
-    fn check(&self, _op: SysOp) -> io::Result<()> {
+    fn run<T>(
+        &self,
+        op: SysOp,
+        path: &Path,
+        to: Option<&Path>,
+        range: Option<(u64, u64)>,
+        call: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
         #[cfg(feature = "fault-injection")]
         if let Some(plan) = &self.plan {
-            return plan.check(_op);
+            let mut event = SysCall {
+                op,
+                path,
+                to,
+                range,
+                done: false,
+            };
+            plan.notify(&event);
+            plan.check(op)?;
+            let out = call()?;
+            event.done = true;
+            plan.notify(&event);
+            return Ok(out);
         }
-        Ok(())
+        let _ = (op, path, to, range);
+        call()
     }
 
     /// Makes the mapped bytes `offset..offset + len` durable.
@@ -123,27 +193,34 @@ impl Sys {
         &self,
         map: &Mapping,
         _file: &File,
+        path: &Path,
         offset: usize,
         len: usize,
     ) -> io::Result<()> {
-        self.check(SysOp::Flush)?;
-        map.flush_range(offset, len)?;
-        // On Apple systems msync hands the pages to the drive without flushing its cache;
-        // std's sync_all issues F_FULLFSYNC, which does.
-        #[cfg(any(target_os = "macos", target_os = "ios"))]
-        _file.sync_all()?;
-        Ok(())
+        let range = Some((offset as u64, len as u64));
+        self.run(SysOp::Flush, path, None, range, || {
+            map.flush_range(offset, len)?;
+            // On Apple systems msync hands the pages to the drive without flushing its cache;
+            // std's sync_all issues F_FULLFSYNC, which does.
+            #[cfg(any(target_os = "macos", target_os = "ios"))]
+            _file.sync_all()?;
+            Ok(())
+        })
     }
 
     /// fsync of a file (data and metadata).
-    pub(crate) fn sync_file(&self, file: &File) -> io::Result<()> {
-        self.check(SysOp::SyncFile)?;
-        file.sync_all()
+    pub(crate) fn sync_file(&self, file: &File, path: &Path) -> io::Result<()> {
+        self.run(SysOp::SyncFile, path, None, None, || file.sync_all())
     }
 
     /// Allocates real blocks for `len` bytes (never a sparse extension).
-    pub(crate) fn allocate(&self, file: &File, len: u64) -> io::Result<()> {
-        self.check(SysOp::Allocate)?;
+    pub(crate) fn allocate(&self, file: &File, path: &Path, len: u64) -> io::Result<()> {
+        self.run(SysOp::Allocate, path, None, None, || {
+            Self::allocate_blocks(file, len)
+        })
+    }
+
+    fn allocate_blocks(file: &File, len: u64) -> io::Result<()> {
         // posix_fallocate returns its error instead of setting errno, and fs2 reports
         // `last_os_error()`, so the code it gives can be stale (even "success"). The only likely
         // failure on a file system that supports fallocate is a full disk: say so.
@@ -167,27 +244,29 @@ impl Sys {
     }
 
     pub(crate) fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.check(SysOp::Rename)?;
-        std::fs::rename(from, to)
+        self.run(SysOp::Rename, from, Some(to), None, || {
+            std::fs::rename(from, to)
+        })
     }
 
     /// fsync of a directory, so that a create, rename or unlink in it is durable.
     pub(crate) fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.check(SysOp::SyncDir)?;
-        #[cfg(unix)]
-        {
-            File::open(dir)?.sync_all()
-        }
-        // Windows cannot open a directory as a file; NTFS journals the rename itself.
-        #[cfg(not(unix))]
-        {
-            let _ = dir;
-            Ok(())
-        }
+        self.run(SysOp::SyncDir, dir, None, None, || {
+            #[cfg(unix)]
+            {
+                File::open(dir)?.sync_all()
+            }
+            // Windows cannot open a directory as a file; NTFS journals the rename itself.
+            #[cfg(not(unix))]
+            {
+                Ok(())
+            }
+        })
     }
 
     pub(crate) fn unlink(&self, path: &Path) -> io::Result<()> {
-        self.check(SysOp::Unlink)?;
-        std::fs::remove_file(path)
+        self.run(SysOp::Unlink, path, None, None, || {
+            std::fs::remove_file(path)
+        })
     }
 }

@@ -261,7 +261,11 @@ impl WalWriter {
             st.durable_off as usize,
             (st.write_off - st.durable_off) as usize,
         );
-        if let Err(e) = self.shared.sys.flush(&seg.map, &seg.file, start, len) {
+        if let Err(e) = self
+            .shared
+            .sys
+            .flush(&seg.map, &seg.file, &seg.path, start, len)
+        {
             return Err(st.poison(Error::io("flushing", &seg.path, e)));
         }
         st.durable_off = st.write_off;
