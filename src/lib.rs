@@ -17,6 +17,7 @@ pub use config::{SyncMode, WalConfig};
 pub use error::{Error, Result};
 pub use reader::{Iter, WalReader};
 pub use record::{RecordRef, RecordType, WalRecord};
+pub use recovery::TornTail;
 pub use store::WalStore;
 pub use writer::WalWriter;
 

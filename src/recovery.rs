@@ -6,7 +6,7 @@
 //! writes it makes (with a writable store) are zeroing a torn tail and sealing segments that a
 //! crash left unsealed, both before any reader exists.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
@@ -121,6 +121,30 @@ fn last_nonzero_byte(bytes: &[u8]) -> Option<usize> {
     chunk.iter().rposition(|&b| b != 0).map(|i| base + i)
 }
 
+/// Bytes that opening a store cut from the end of the log: the unfinished write of a crash.
+///
+/// A crash (or power loss) during an append leaves part of its bytes on disk. Those bytes were
+/// never acknowledged, so recovery removes them: it zeroes them on disk and the log continues
+/// after the last complete record. The same picture results if the *last* flushed write of the
+/// log was damaged after its acknowledgement, with nothing written after it that could prove it
+/// had been durable; the two cannot be told apart from the bytes. [`WalStore::torn_tail`]
+/// reports the cut so that it is never silent: an application that knows it acknowledged
+/// sequence numbers up to `next_seq` or beyond learns that data was lost.
+///
+/// [`WalStore::torn_tail`]: crate::WalStore::torn_tail
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TornTail {
+    /// The segment file that held the bytes.
+    pub file: PathBuf,
+    /// Offset of the first byte cut (just past the last complete record).
+    pub offset: u64,
+    /// How many bytes were cut (zeroed), rounded up to the record alignment.
+    pub len: u64,
+    /// The sequence number the log continues with: the first one the cut bytes could have held.
+    pub next_seq: u64,
+}
+
 /// The recovered state of a log directory.
 #[derive(Debug)]
 pub(crate) struct Recovered {
@@ -130,6 +154,8 @@ pub(crate) struct Recovered {
     pub(crate) log_id: Option<u64>,
     /// The last segment was found sealed: the writer must rotate before appending.
     pub(crate) last_sealed: bool,
+    /// The torn tail found at the end of the last segment, if any.
+    pub(crate) torn_tail: Option<TornTail>,
 }
 
 /// Recovers the log in `dir`. With `writable` (the store, holding the lock) it removes leftover
@@ -171,6 +197,7 @@ pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered
     let mut views: Vec<SegmentView> = Vec::with_capacity(ids.len());
     let mut log_id = None;
     let mut last_sealed = false;
+    let mut torn_tail = None;
     for (i, &id) in ids.iter().enumerate() {
         let is_last = i + 1 == ids.len();
         let seg = match Segment::open(&dir.join(segment::file_name(id)), id, writable) {
@@ -208,14 +235,16 @@ pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered
                 ),
             ));
         }
-        let (view, sealed) = recover_segment(seg, is_last, writable, sys)?;
+        let (view, sealed, torn) = recover_segment(seg, is_last, writable, sys)?;
         last_sealed = sealed && is_last;
+        torn_tail = torn;
         views.push(view);
     }
     Ok(Recovered {
         views,
         log_id,
         last_sealed,
+        torn_tail,
     })
 }
 
@@ -253,7 +282,7 @@ fn recover_segment(
     is_last: bool,
     writable: bool,
     sys: &Sys,
-) -> Result<(SegmentView, bool)> {
+) -> Result<(SegmentView, bool, Option<TornTail>)> {
     // A valid seal makes the segment's extent known without reading its records.
     if let Ok(Some(seal)) = seg.read_seal()
         && seal.first_seq == seg.base_seq
@@ -270,10 +299,19 @@ fn recover_segment(
                 end: seal.data_end,
                 seg: Arc::new(seg),
             };
-            return Ok((view, true));
+            return Ok((view, true, None));
         }
     }
     let (scan, tail) = scan_and_classify(&seg, writable)?;
+    let torn = match tail {
+        Tail::Torn { garbage_end } => Some(TornTail {
+            file: seg.path.clone(),
+            offset: scan.end,
+            len: garbage_end - scan.end,
+            next_seq: scan.next_seq,
+        }),
+        Tail::Clean => None,
+    };
     match tail {
         Tail::Clean => {}
         Tail::Torn { .. } if !is_last => {
@@ -308,7 +346,7 @@ fn recover_segment(
         end: scan.end,
         seg: Arc::new(seg),
     };
-    Ok((view, sealed))
+    Ok((view, sealed, torn))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::config::WalConfig;
 use crate::error::{Error, Result};
 use crate::format::Layout;
 use crate::reader::WalReader;
-use crate::recovery;
+use crate::recovery::{self, TornTail};
 use crate::segment::{Segment, SegmentView};
 use crate::sys::Sys;
 use crate::writer::{WalWriter, WriterState};
@@ -79,6 +79,7 @@ impl Shared {
 #[derive(Clone, Debug)]
 pub struct WalStore {
     shared: Arc<Shared>,
+    torn_tail: Option<TornTail>,
 }
 
 impl WalStore {
@@ -106,6 +107,7 @@ impl WalStore {
         let mut views = recovered.views;
         let log_id = recovered.log_id.unwrap_or_else(random_log_id);
         let last_sealed = recovered.last_sealed;
+        let torn_tail = recovered.torn_tail;
         let active = match views.pop() {
             Some(view) => view,
             None => {
@@ -134,7 +136,19 @@ impl WalStore {
         };
         Ok(WalStore {
             shared: Arc::new(shared),
+            torn_tail,
         })
+    }
+
+    /// The bytes this open cut from the end of the log, if it found a torn tail (see
+    /// [`TornTail`]); `None` when the log ended with a complete record.
+    ///
+    /// A crash during an unacknowledged append is the normal cause. Since damage to the very last
+    /// flushed write looks the same, an application that tracks what it was acknowledged can
+    /// compare: if it holds an acknowledgement for `next_seq` or later, acknowledged data was lost.
+    #[must_use]
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.torn_tail.as_ref()
     }
 
     /// A handle that appends to the log. Cheap; every handle shares one writer.

@@ -62,6 +62,9 @@ fn torn_tail_at_every_offset(src: &Path, expected: &[WalRecord], fill: Fill) {
         patch_file(&seg, |b| {
             b[k as usize..ext.end() as usize].fill(fill.byte())
         });
+        let left_nonzero = std::fs::read(&seg).unwrap()[ext.offset as usize..ext.end() as usize]
+            .iter()
+            .any(|&b| b != 0);
 
         // A read-only opener does not repair anything but must show the same log.
         assert_log(
@@ -75,11 +78,32 @@ fn torn_tail_at_every_offset(src: &Path, expected: &[WalRecord], fill: Fill) {
                 .unwrap_or_else(|e| panic!("{what}: first open: {e}"));
             assert_log(&store.reader(), survivors, &format!("{what}: first open"));
             assert_eq!(store.last_seq(), Some(n - 1), "{what}");
+            // A cut record that left a non-zero byte is reported as a torn tail; one left all
+            // zeros looks like a record never written.
+            match store.torn_tail() {
+                None => assert!(!left_nonzero, "{what}: the cut is reported"),
+                Some(torn) => {
+                    assert_eq!(
+                        (torn.offset, torn.next_seq, torn.file.file_name()),
+                        (ext.offset, n, Some(seg_name.as_os_str())),
+                        "{what}"
+                    );
+                    assert!(
+                        torn.len > 0 && torn.offset + torn.len <= ext.padded_end(),
+                        "{what}"
+                    );
+                }
+            }
         }
         let new = {
             let store = WalStore::open(small_config(copy.path()))
                 .unwrap_or_else(|e| panic!("{what}: second open: {e}"));
             assert_log(&store.reader(), survivors, &format!("{what}: second open"));
+            assert_eq!(
+                store.torn_tail(),
+                None,
+                "{what}: the first open zeroed the tail"
+            );
             let seq = store
                 .writer()
                 .append_with_timestamp(RecordType::Custom(99), 1234, b"after the cut")
@@ -223,6 +247,12 @@ fn garbage_after_the_tail_is_cut_and_zeroed() {
                 &expected,
                 &format!("garbage at +{gap}, {len} bytes"),
             );
+            let torn = store.torn_tail().expect("the cut is reported");
+            assert_eq!(
+                (torn.offset, torn.next_seq),
+                (tail, expected.len() as u64 + 1)
+            );
+            assert!(torn.offset + torn.len >= (at + len) as u64);
         }
         let bytes = std::fs::read(&seg).unwrap();
         assert!(
