@@ -221,18 +221,15 @@ impl Sys {
     }
 
     fn allocate_blocks(file: &File, len: u64) -> io::Result<()> {
-        // posix_fallocate returns its error instead of setting errno, and fs2 reports
-        // `last_os_error()`, so the code it gives can be stale (even "success"). The only likely
-        // failure on a file system that supports fallocate is a full disk: say so.
-        if let Err(e) = fs2::FileExt::allocate(file, len) {
-            return Err(match e.raw_os_error() {
-                Some(0) | None => io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    format!("could not allocate {len} bytes; the file system is probably full"),
-                ),
-                Some(_) => e,
-            });
-        }
+        #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+        crate::os::allocate(file, len)?;
+        // Elsewhere fs2 uses calls that set errno (F_PREALLOCATE on Apple systems). Should a
+        // code still be missing, the cause is unknown: an error that poisons, not a "full disk".
+        #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+        fs2::FileExt::allocate(file, len).map_err(|e| match e.raw_os_error() {
+            Some(0) => io::Error::other(format!("could not allocate {len} bytes")),
+            _ => e,
+        })?;
         let have = file.metadata()?.len();
         if have < len {
             return Err(io::Error::new(
