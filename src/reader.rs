@@ -263,6 +263,8 @@ pub struct Iter<'a> {
     view: usize,
     offset: u64,
     next_seq: u64,
+    /// The last record read had "batch continues" set.
+    in_batch: bool,
     pending: Option<Error>,
     done: bool,
 }
@@ -284,6 +286,7 @@ impl<'a> Iter<'a> {
             view,
             offset,
             next_seq,
+            in_batch: false,
             pending,
             done: views.get(view).is_none(),
         }
@@ -295,6 +298,7 @@ impl<'a> Iter<'a> {
             view: views.len(),
             offset: 0,
             next_seq: 0,
+            in_batch: false,
             pending: None,
             done: true,
         }
@@ -323,6 +327,22 @@ impl<'a> Iterator for Iter<'a> {
                 return None;
             };
             if self.next_seq >= view.next_seq {
+                // The records must end exactly where the segment says, with no batch left open
+                // (get() checks the same through the index): otherwise the two read paths of one
+                // snapshot could disagree about a segment whose seal does not match its records.
+                if self.offset != view.end || self.in_batch {
+                    let (offset, seq) = (self.offset, self.next_seq);
+                    return self.fail(damaged(
+                        view,
+                        offset,
+                        seq,
+                        format!(
+                            "the records end at offset {offset}{}, but the segment ends at {}",
+                            if self.in_batch { " inside a batch" } else { "" },
+                            view.end
+                        ),
+                    ));
+                }
                 self.view += 1;
                 if let Some(next) = views.get(self.view) {
                     if next.first_seq != self.next_seq {
@@ -354,6 +374,7 @@ impl<'a> Iterator for Iter<'a> {
             }
             self.offset = loc.next;
             self.next_seq += 1;
+            self.in_batch = loc.header.flags & format::FLAG_BATCH_CONTINUES != 0;
             return Some(to_ref(view, &loc, payload));
         }
     }

@@ -162,6 +162,26 @@ pub(crate) struct Recovered {
 /// temporary files, zeroes a torn tail and seals segments a crash left unsealed; without, it
 /// only reads.
 pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
+    let mut relists = 0;
+    loop {
+        match recover_listed(dir, writable, sys) {
+            // A read-only opener can lose the race with a live writer completely: the newest
+            // segment it listed was filled, sealed and truncated before it got to open it. Its
+            // listing is stale, so it lists again.
+            Err(Error::Io { source, .. })
+                if !writable
+                    && relists < LIVE_RESCANS
+                    && source.kind() == std::io::ErrorKind::NotFound
+                    && dir.is_dir() =>
+            {
+                relists += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
     let mut ids = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
     for entry in entries {
@@ -202,13 +222,15 @@ pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered
         let is_last = i + 1 == ids.len();
         let seg = match Segment::open(&dir.join(segment::file_name(id)), id, writable) {
             Ok(seg) => seg,
-            // A read-only opener races with the writer's truncate_before: the oldest segments
-            // may vanish between listing and opening. Skipping them keeps the log gap-free.
+            // A read-only opener races with the writer's truncate_before, which deletes the
+            // oldest segments in order: a segment that vanished between listing and opening
+            // means every older one is gone too. Dropping those already opened keeps the log
+            // gap-free; it now starts after the vanished one. (The newest segment is never
+            // deleted, so its absence stays an error.)
             Err(Error::Io { source, .. })
-                if !writable
-                    && views.is_empty()
-                    && source.kind() == std::io::ErrorKind::NotFound =>
+                if !writable && !is_last && source.kind() == std::io::ErrorKind::NotFound =>
             {
+                views.clear();
                 continue;
             }
             Err(e) => return Err(e),
@@ -283,24 +305,36 @@ fn recover_segment(
     writable: bool,
     sys: &Sys,
 ) -> Result<(SegmentView, bool, Option<TornTail>)> {
-    // A valid seal makes the segment's extent known without reading its records.
-    if let Ok(Some(seal)) = seg.read_seal()
-        && seal.first_seq == seg.base_seq
-    {
+    // A valid seal makes the segment's extent known without reading its records. Its checksum
+    // binds it to this log and segment, and it is written only after every record it covers was
+    // flushed: a seal that does not match the segment's header or first record therefore means
+    // acknowledged records were damaged. Scanning instead would cut them as a torn tail and
+    // leave a footer that vouches for records that are gone.
+    if let Ok(Some(seal)) = seg.read_seal() {
         let region = seg.bytes(seal.data_end)?;
-        let first_ok =
-            format::decode_record(region, seg.layout.data_start(), seal.data_end, seg.binding)
+        let first_ok = seal.first_seq == seg.base_seq
+            && format::decode_record(region, seg.layout.data_start(), seal.data_end, seg.binding)
                 .is_ok_and(|(loc, _)| loc.header.seq.get() == seal.first_seq);
-        if first_ok {
-            seg.set_persisted_index(seal);
-            let view = SegmentView {
-                first_seq: seal.first_seq,
-                next_seq: seal.last_seq + 1,
-                end: seal.data_end,
-                seg: Arc::new(seg),
-            };
-            return Ok((view, true, None));
+        if !first_ok {
+            return Err(Error::corruption(
+                &seg.path,
+                seg.layout.data_start(),
+                Some(seg.base_seq),
+                format!(
+                    "the segment is sealed as holding records {}..={}, but its first record is \
+                     damaged or does not start that range",
+                    seal.first_seq, seal.last_seq
+                ),
+            ));
         }
+        seg.set_persisted_index(seal);
+        let view = SegmentView {
+            first_seq: seal.first_seq,
+            next_seq: seal.last_seq + 1,
+            end: seal.data_end,
+            seg: Arc::new(seg),
+        };
+        return Ok((view, true, None));
     }
     let (scan, tail) = scan_and_classify(&seg, writable)?;
     let torn = match tail {
@@ -333,6 +367,18 @@ fn recover_segment(
         Tail::Torn { .. } => {}
     }
     let has_records = scan.next_seq > seg.base_seq;
+    if writable && is_last && has_records {
+        // The records found may exist only in the page cache: a process that crashed, or closed
+        // in `Manual` mode without syncing, leaves them there, and a power cut would still lose
+        // them. Make them durable before they are published or vouched for by a new record's
+        // `unsynced_before`. Clean pages cost nothing to flush.
+        let (start, len) = (
+            seg.layout.data_start() as usize,
+            (scan.end - seg.layout.data_start()) as usize,
+        );
+        sys.flush(&seg.map, &seg.file, &seg.path, start, len)
+            .map_err(|e| Error::io("flushing the recovered records of", &seg.path, e))?;
+    }
     seg.set_index(scan.index);
     let sealed = if writable && !is_last && has_records {
         seg.seal(sys, seg.base_seq, scan.next_seq - 1, scan.end)?;

@@ -216,21 +216,23 @@ impl WalStore {
         if doomed == 0 {
             return Ok(0);
         }
+        // Oldest first, each deletion made durable before the next: the order in which a file
+        // system persists unlinks that share one directory fsync is not promised, and a crash
+        // that kept a younger segment's deletion but lost an older one's would leave a hole in
+        // the segment list, which recovery must refuse as corruption.
         let mut deleted = 0;
         let mut failure = None;
         for view in &sealed[..doomed] {
-            match shared.sys.unlink(&view.seg.path) {
-                Ok(()) => deleted += 1,
-                Err(e) => {
-                    failure = Some(Error::io("deleting", &view.seg.path, e));
-                    break;
-                }
+            let path = &view.seg.path;
+            if let Err(e) = shared.sys.unlink(path) {
+                failure = Some(Error::io("deleting", path, e));
+                break;
             }
-        }
-        if failure.is_none()
-            && let Err(e) = shared.sys.sync_dir(&shared.dir)
-        {
-            failure = Some(Error::io("syncing directory", &shared.dir, e));
+            deleted += 1;
+            if let Err(e) = shared.sys.sync_dir(&shared.dir) {
+                failure = Some(Error::io("syncing directory", &shared.dir, e));
+                break;
+            }
         }
         shared.write_published()?.sealed = Arc::new(sealed[deleted..].to_vec());
         match failure {

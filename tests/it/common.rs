@@ -8,12 +8,20 @@ use softadastra_wal::format::{self, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
 use softadastra_wal::{RecordType, SyncMode, WalConfig, WalReader, WalRecord};
 use tempfile::TempDir;
 
-/// A fresh temporary directory for a log.
+/// A fresh temporary directory for a log: in memory (`/dev/shm`) where there is one. These
+/// tests check logic, and many copy a log and reopen it hundreds of times; recovery makes the
+/// copied (dirty) pages durable, which on a disk would cost a real write each time. Real disks
+/// and file systems are the reliability harnesses' job (power-cut, disk-full).
 pub fn tempdir() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("sawal-it-")
-        .tempdir()
-        .expect("create temp dir")
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("sawal-it-");
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir()
+        && let Ok(dir) = builder.tempdir_in(shm)
+    {
+        return dir;
+    }
+    builder.tempdir().expect("create temp dir")
 }
 
 /// A small-segment configuration so tests rotate often.

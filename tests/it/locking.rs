@@ -130,10 +130,16 @@ fn readers_open_while_another_thread_writes() {
     let total = 1500u64;
     let payload_of = |i: u64| vec![(i % 251) as u8; (i * 41 % 300) as usize];
     let done = AtomicBool::new(false);
+    let opened = std::sync::atomic::AtomicU64::new(0);
     let opens = std::thread::scope(|s| {
         s.spawn(|| {
             for i in 0..total {
                 assert_eq!(w.append(RecordType::Put, &payload_of(i)).unwrap(), i + 1);
+                // On a fast file system the writer could finish before the reader's first open:
+                // hold the second half back until opens have happened during the first.
+                while i == total / 2 && opened.load(Ordering::SeqCst) < 3 {
+                    std::thread::yield_now();
+                }
             }
             done.store(true, Ordering::SeqCst);
         });
@@ -146,6 +152,7 @@ fn readers_open_while_another_thread_writes() {
                     )
                 });
                 opens += 1;
+                opened.store(opens, Ordering::SeqCst);
                 let seen: Vec<_> = ro.iter().map(|r| r.unwrap().to_record()).collect();
                 for (i, r) in seen.iter().enumerate() {
                     let i = i as u64;

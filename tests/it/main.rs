@@ -11,6 +11,7 @@ mod model;
 mod poison;
 mod random_access;
 mod recovery;
+mod regressions;
 mod reopen;
 mod roundtrip;
 mod smoke;

@@ -356,6 +356,8 @@ fn failed_unlink_or_directory_sync_during_truncation_poisons() {
         (SysOp::Unlink, 2),
         (SysOp::Unlink, 3),
         (SysOp::SyncDir, 1),
+        (SysOp::SyncDir, 2),
+        (SysOp::SyncDir, 3),
     ] {
         let what = format!("{op:?} #{nth} of a truncation failing");
         let dir = tempdir();
@@ -378,10 +380,11 @@ fn failed_unlink_or_directory_sync_during_truncation_poisons() {
         );
         assert_stays_poisoned(&store, &w);
         let deleted = segs.iter().filter(|p| !p.exists()).count();
+        // Each deletion is made durable (directory fsync) before the next one starts.
         let expected_deleted = if op == SysOp::Unlink {
             nth as usize - 1
         } else {
-            3
+            nth as usize
         };
         assert_eq!(deleted, expected_deleted, "{what}");
         assert!(
