@@ -19,9 +19,11 @@ use crate::recovery;
 use crate::sys::Sys;
 
 const SEGMENT_SUFFIX: &str = ".seg";
-/// The `action` of the `Error::Io` for a failed block allocation of a new segment; the writer
-/// tells a full disk at this step (harmless, not poisoning) from every other failure by it.
+/// The `action` of the `Error::Io` for a failed block allocation of a new segment, and of one
+/// for a failed creation of its temporary file. The writer tells a full disk at these steps
+/// (harmless, not poisoning: nothing of the log changed) from every other failure by them.
 pub(crate) const ALLOCATING: &str = "allocating";
+pub(crate) const CREATING: &str = "creating";
 const TEMP_SUFFIX: &str = ".seg.tmp";
 
 /// The file name of segment `id`: 20 zero-padded decimal digits, so names sort like numbers.
@@ -125,7 +127,7 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(temp)
-            .map_err(io_err("creating", temp))?;
+            .map_err(io_err(CREATING, temp))?;
         sys.allocate(&file, temp, layout.size)
             .map_err(io_err(ALLOCATING, temp))?;
         let header = format::encode_segment_header(&layout, log_id, id, base_seq);

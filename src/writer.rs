@@ -351,10 +351,11 @@ fn check_payload_len(payload: &[u8]) -> Result<&[u8]> {
     }
 }
 
-/// A full disk while allocating a new segment's blocks: nothing of the log was touched yet (the
-/// temporary file is removed), so the writer need not poison. Any later step of the creation
-/// (sync, rename, directory sync) failing leaves the directory in an unknown state and poisons.
+/// A full disk (no blocks, or no inodes) while creating a new segment's temporary file or
+/// allocating its blocks: nothing of the log was touched yet (the temporary file is removed), so
+/// the writer need not poison. Any later step of the creation (sync, rename, directory sync)
+/// failing leaves the directory in an unknown state and poisons.
 fn is_storage_full(err: &Error) -> bool {
-    matches!(err, Error::Io { action: segment::ALLOCATING, source, .. }
+    matches!(err, Error::Io { action: segment::ALLOCATING | segment::CREATING, source, .. }
         if source.kind() == io::ErrorKind::StorageFull)
 }
