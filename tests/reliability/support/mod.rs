@@ -131,8 +131,14 @@ impl Report {
 pub struct Rng(u64);
 
 impl Rng {
+    /// A generator for `seed`; distinct seeds give distinct streams (the seed goes through the
+    /// splitmix64 finalizer, a bijection, before the low bit is forced on to avoid the all-zero
+    /// state; only seeds whose mixed values differ in that bit alone collide).
     pub fn new(seed: u64) -> Rng {
-        Rng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
     }
 
     pub fn next_u64(&mut self) -> u64 {
