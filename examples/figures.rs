@@ -75,6 +75,34 @@ fn durable_appends(dir: &std::path::Path, n: usize) -> Result<Vec<Duration>> {
     Ok(lat)
 }
 
+/// Durable 128 B appends from `threads` threads at once for `per_thread` appends each: records
+/// per second (group commit lets concurrent appenders share flushes).
+fn durable_rate(dir: &std::path::Path, threads: usize, per_thread: usize) -> Result<f64> {
+    let store = WalStore::open(WalConfig::new(dir.join(format!("durable-{threads}"))))?;
+    let payload = [0xabu8; 128];
+    let t = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                let w = store.writer();
+                s.spawn(move || -> softadastra_wal::Result<()> {
+                    for _ in 0..per_thread {
+                        w.append(RecordType::Put, &payload)?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| std::io::Error::other("an appending thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok((threads * per_thread) as f64 / t.elapsed().as_secs_f64())
+}
+
 fn unsynced_rate(dir: &std::path::Path, n: usize) -> Result<f64> {
     let store = WalStore::open(WalConfig::new(dir.join("manual")).sync_mode(SyncMode::Manual))?;
     let w = store.writer();
@@ -144,6 +172,13 @@ fn main() -> Result<()> {
         us(o99),
         us(f50),
         o50.as_secs_f64() / f50.as_secs_f64().max(1e-12)
+    );
+
+    let one = durable_rate(dir, 1, n_sync)?;
+    let eight = durable_rate(dir, 8, n_sync)?;
+    println!(
+        "durable 128 B appends: 1 thread {one:.0} records/s, 8 threads {eight:.0} records/s (x{:.1}, group commit)",
+        eight / one
     );
 
     let rate = unsynced_rate(dir, n_fast)?;

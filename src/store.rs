@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::config::WalConfig;
 use crate::error::{Error, Result};
@@ -46,6 +46,8 @@ pub(crate) struct Shared {
     pub(crate) log_id: u64,
     pub(crate) sys: Sys,
     pub(crate) writer: Mutex<WriterState>,
+    /// Signalled (with `writer`) whenever a flush ends: group-commit followers wait on it.
+    pub(crate) durable: Condvar,
     pub(crate) published: RwLock<Published>,
     /// Holds the exclusive lock for as long as any handle lives.
     _lock: File,
@@ -60,6 +62,15 @@ fn panicked() -> Error {
 impl Shared {
     pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, WriterState>> {
         self.writer.lock().map_err(|_| panicked())
+    }
+
+    /// Releases the writer mutex until the next flush ends (or a spurious wake-up), then takes
+    /// it again.
+    pub(crate) fn wait_durable<'g>(
+        &self,
+        guard: MutexGuard<'g, WriterState>,
+    ) -> Result<MutexGuard<'g, WriterState>> {
+        self.durable.wait(guard).map_err(|_| panicked())
     }
 
     pub(crate) fn read_published(&self) -> Result<RwLockReadGuard<'_, Published>> {
@@ -128,6 +139,7 @@ impl WalStore {
             log_id,
             sys,
             writer: Mutex::new(writer),
+            durable: Condvar::new(),
             published: RwLock::new(Published {
                 sealed: Arc::new(views),
                 active,

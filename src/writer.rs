@@ -1,12 +1,19 @@
-//! [`WalWriter`]: appends, atomic batches, flushing, rotation and poisoning.
+//! [`WalWriter`]: appends, atomic batches, group commit, rotation and poisoning.
 //!
 //! One `WriterState` behind the store's mutex owns the write position. Records are copied into
 //! the active segment's mapping past the published end, flushed, and only then published to
 //! readers and acknowledged. The first failed flush poisons the writer for good.
+//!
+//! **Group commit.** A flush runs without the mutex. The appender that finds no flush in flight
+//! becomes the leader: it flushes everything copied so far and publishes it. Appenders that
+//! arrive meanwhile copy their records behind it and wait on the store's condition variable; when
+//! the flush ends, one of them leads the next flush, which covers them all. Each caller returns
+//! only once its own records are durable, and sequence order is log order because records are
+//! numbered and placed under the mutex.
 
 use std::io;
 use std::ops::RangeInclusive;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
@@ -31,6 +38,8 @@ pub(crate) struct WriterState {
     durable_off: u64,
     /// Offset at or past which the next record gets an index entry.
     next_index_at: u64,
+    /// A leader is flushing (without the mutex). Nobody else flushes or rotates meanwhile.
+    flushing: bool,
     poisoned: Option<String>,
 }
 
@@ -46,6 +55,7 @@ impl WriterState {
             durable_seq: active.next_seq,
             durable_off: active.end,
             next_index_at,
+            flushing: false,
             poisoned: None,
         }
     }
@@ -95,13 +105,21 @@ impl WriterState {
         Ok(seq)
     }
 
-    /// Forgets records written since the last flush (their bytes stay, past the durable end, and
-    /// are overwritten or zeroed later). Used when a batch fails half-way before its flush.
-    fn discard_unflushed(&mut self) {
-        self.active.truncate_index(self.durable_off);
-        self.next_seq = self.durable_seq;
-        self.write_off = self.durable_off;
-        self.next_index_at = next_index_after(&self.active, self.durable_off);
+    /// Forgets the records written from offset `off` (sequence `seq`) on; their bytes stay past
+    /// the durable end and are overwritten or zeroed later. Used when a batch fails half-way: only
+    /// its own records go, not those other appenders copied before it and are waiting to flush.
+    fn discard_from(&mut self, off: u64, seq: u64) {
+        self.active.truncate_index(off);
+        self.next_seq = seq;
+        self.write_off = off;
+        self.next_index_at = next_index_after(&self.active, off);
+    }
+
+    /// Records that everything before sequence `seq`, ending at `off` in the active segment, is
+    /// durable.
+    fn mark_durable(&mut self, off: u64, seq: u64) {
+        self.durable_off = off;
+        self.durable_seq = seq;
     }
 }
 
@@ -161,11 +179,11 @@ impl WalWriter {
     ) -> Result<u64> {
         let code = record_type.checked_code()?;
         let payload = check_payload_len(payload)?;
-        let mut st = self.shared.lock_writer()?;
+        let st = self.shared.lock_writer()?;
         st.check_poisoned()?;
-        self.make_room(&mut st, format::record_size(payload.len() as u64))?;
+        let mut st = self.make_room(st, format::record_size(payload.len() as u64))?;
         let seq = st.write_record(code, timestamp, 0, payload)?;
-        self.commit(&mut st)?;
+        self.commit(st, seq + 1)?;
         Ok(seq)
     }
 
@@ -186,18 +204,18 @@ impl WalWriter {
             .map(|(t, p)| Ok((t.checked_code()?, check_payload_len(p)?)))
             .collect::<Result<Vec<_>>>()?;
         let timestamp = now_ms();
-        let mut st = self.shared.lock_writer()?;
+        let st = self.shared.lock_writer()?;
         st.check_poisoned()?;
-        let first = st.next_seq;
         let Some(last_index) = records.len().checked_sub(1) else {
-            return Ok(first..=first - 1);
+            let next = st.next_seq;
+            return Ok(next..=next - 1);
         };
         let total = records
             .iter()
             .map(|(_, p)| format::record_size(p.len() as u64))
             .sum();
-        self.make_room(&mut st, total)?;
-        let first = st.next_seq;
+        let mut st = self.make_room(st, total)?;
+        let (first, start) = (st.next_seq, st.write_off);
         for (i, (code, payload)) in records.iter().enumerate() {
             let flags = if i < last_index {
                 FLAG_BATCH_CONTINUES
@@ -205,12 +223,13 @@ impl WalWriter {
                 0
             };
             if let Err(e) = st.write_record(*code, timestamp, flags, payload) {
-                st.discard_unflushed();
+                st.discard_from(start, first);
                 return Err(e);
             }
         }
-        self.commit(&mut st)?;
-        Ok(first..=st.next_seq - 1)
+        let last = st.next_seq - 1;
+        self.commit(st, last + 1)?;
+        Ok(first..=last)
     }
 
     /// Makes every record appended so far durable and visible to readers. Needed only with
@@ -220,9 +239,10 @@ impl WalWriter {
     ///
     /// [`Error::Io`] if the flush fails (which poisons the writer), [`Error::Poisoned`] after that.
     pub fn sync(&self) -> Result<()> {
-        let mut st = self.shared.lock_writer()?;
+        let st = self.shared.lock_writer()?;
         st.check_poisoned()?;
-        self.flush_pending(&mut st)
+        let target = st.next_seq;
+        self.await_durable(st, target).map(drop)
     }
 
     /// True once a failed flush (or allocation, rename, directory sync, unlink) has poisoned the
@@ -244,40 +264,96 @@ impl WalWriter {
         Ok(self.shared.lock_writer()?.next_seq)
     }
 
-    fn commit(&self, st: &mut WriterState) -> Result<()> {
+    /// Makes the record(s) just written durable as the sync mode asks: everything before
+    /// sequence `target`.
+    fn commit(&self, st: MutexGuard<'_, WriterState>, target: u64) -> Result<()> {
         match self.shared.config.sync_mode {
-            SyncMode::Always => self.flush_pending(st),
+            SyncMode::Always => self.await_durable(st, target).map(drop),
             SyncMode::Manual => Ok(()),
         }
     }
 
-    /// Flushes the bytes written since the last flush, then publishes them.
-    fn flush_pending(&self, st: &mut WriterState) -> Result<()> {
+    /// Returns once every record before sequence `target` is durable and published: flushing as
+    /// the leader when no flush is in flight, waiting for the leader's flush otherwise (group
+    /// commit; see the module docs).
+    fn await_durable<'g>(
+        &'g self,
+        mut st: MutexGuard<'g, WriterState>,
+        target: u64,
+    ) -> Result<MutexGuard<'g, WriterState>> {
+        loop {
+            st.check_poisoned()?;
+            if st.durable_seq >= target {
+                return Ok(st);
+            }
+            if st.flushing {
+                st = self.shared.wait_durable(st)?;
+                continue;
+            }
+            let seg = st.active.clone();
+            let (start, end, upto) = (st.durable_off, st.write_off, st.next_seq);
+            st.flushing = true;
+            drop(st);
+            let flushed = self.shared.sys.flush(
+                &seg.map,
+                &seg.file,
+                &seg.path,
+                start as usize,
+                (end - start) as usize,
+            );
+            st = self.shared.lock_writer()?;
+            st.flushing = false;
+            let outcome = match flushed {
+                Ok(()) => self.publish_durable(&mut st, end, upto),
+                Err(e) => Err(st.poison(Error::io("flushing", &seg.path, e))),
+            };
+            // Wake the followers whatever happened: to return, to lead the next flush, or to
+            // find the writer poisoned.
+            self.shared.durable.notify_all();
+            outcome?;
+        }
+    }
+
+    /// Marks the active segment durable up to `end` (sequence `upto`) and shows it to readers.
+    fn publish_durable(&self, st: &mut WriterState, end: u64, upto: u64) -> Result<()> {
+        st.mark_durable(end, upto);
+        let mut p = self.shared.write_published()?;
+        p.active.next_seq = upto;
+        p.active.end = end;
+        Ok(())
+    }
+
+    /// Flushes everything written so far while holding the mutex (no leader is flushing: the
+    /// caller checked). Used by rotation, which must not let anything else happen meanwhile.
+    fn flush_locked(&self, st: &mut WriterState) -> Result<()> {
+        debug_assert!(!st.flushing);
         if st.write_off == st.durable_off {
             return Ok(());
         }
         let seg = st.active.clone();
-        let (start, len) = (
-            st.durable_off as usize,
-            (st.write_off - st.durable_off) as usize,
+        let (start, end, upto) = (st.durable_off, st.write_off, st.next_seq);
+        let flushed = self.shared.sys.flush(
+            &seg.map,
+            &seg.file,
+            &seg.path,
+            start as usize,
+            (end - start) as usize,
         );
-        if let Err(e) = self
-            .shared
-            .sys
-            .flush(&seg.map, &seg.file, &seg.path, start, len)
-        {
-            return Err(st.poison(Error::io("flushing", &seg.path, e)));
-        }
-        st.durable_off = st.write_off;
-        st.durable_seq = st.next_seq;
-        let mut p = self.shared.write_published()?;
-        p.active.next_seq = st.durable_seq;
-        p.active.end = st.durable_off;
-        Ok(())
+        let outcome = match flushed {
+            Ok(()) => self.publish_durable(st, end, upto),
+            Err(e) => Err(st.poison(Error::io("flushing", &seg.path, e))),
+        };
+        self.shared.durable.notify_all();
+        outcome
     }
 
-    /// Rotates to a new segment if `need` bytes do not fit in the active one.
-    fn make_room(&self, st: &mut WriterState, need: u64) -> Result<()> {
+    /// Rotates to a new segment if `need` bytes do not fit in the active one, first waiting for
+    /// a leader's flush in flight (rotation changes the active segment under it).
+    fn make_room<'g>(
+        &'g self,
+        mut st: MutexGuard<'g, WriterState>,
+        need: u64,
+    ) -> Result<MutexGuard<'g, WriterState>> {
         let fresh = &self.shared.layout;
         if need > fresh.capacity() {
             return Err(Error::RecordTooLarge {
@@ -285,16 +361,23 @@ impl WalWriter {
                 max: fresh.capacity(),
             });
         }
-        if st.active_sealed || st.write_off + need > st.active.layout.data_limit {
-            self.rotate(st)?;
+        loop {
+            if !st.active_sealed && st.write_off + need <= st.active.layout.data_limit {
+                return Ok(st);
+            }
+            if st.flushing {
+                st = self.shared.wait_durable(st)?;
+                st.check_poisoned()?;
+                continue;
+            }
+            self.rotate(&mut st)?;
         }
-        Ok(())
     }
 
     /// Seals the active segment and continues in a new one. Everything in the old segment is
     /// flushed first, so the existence of a newer segment proves the older one complete.
     fn rotate(&self, st: &mut WriterState) -> Result<()> {
-        self.flush_pending(st)?;
+        self.flush_locked(st)?;
         let shared = &self.shared;
         let old = st.active.clone();
         let new = match Segment::create(
