@@ -25,6 +25,9 @@ const SEGMENT_SUFFIX: &str = ".seg";
 pub(crate) const ALLOCATING: &str = "allocating";
 pub(crate) const CREATING: &str = "creating";
 const TEMP_SUFFIX: &str = ".seg.tmp";
+/// Most index entries reserved ahead per segment: 1 MiB, enough for the default geometry
+/// (64 MiB segments, an entry per 4 KiB: 16,386 entries, 256 KiB).
+const INDEX_RESERVE_MAX: usize = 65_536;
 
 /// The file name of segment `id`: 20 zero-padded decimal digits, so names sort like numbers.
 pub(crate) fn file_name(id: u64) -> String {
@@ -151,8 +154,22 @@ impl Segment {
                 segment_id: id,
             },
             base_seq,
-            index: RwLock::new(IndexState::Loaded(Vec::new())),
+            index: RwLock::new(IndexState::Loaded(Self::index_with_room(
+                &layout,
+                Vec::new(),
+            ))),
         })
+    }
+
+    /// `entries` with room for every entry the segment can get, reserved up front so that
+    /// appending never allocates (virtual memory only: untouched pages cost no RAM). Capped at
+    /// [`INDEX_RESERVE_MAX`] entries; a larger index grows as usual.
+    fn index_with_room(layout: &Layout, mut entries: Vec<IndexEntry>) -> Vec<IndexEntry> {
+        let room = usize::try_from(layout.max_index_entries)
+            .unwrap_or(INDEX_RESERVE_MAX)
+            .min(INDEX_RESERVE_MAX);
+        entries.reserve(room.saturating_sub(entries.len()));
+        entries
     }
 
     /// Opens and maps an existing segment file and checks its header. `writable` maps it for
@@ -278,6 +295,7 @@ impl Segment {
 
     /// Replaces the in-memory index (after a scan).
     pub(crate) fn set_index(&self, entries: Vec<IndexEntry>) {
+        let entries = Self::index_with_room(&self.layout, entries);
         if let Ok(mut g) = self.index.write() {
             *g = IndexState::Loaded(entries);
         }
