@@ -171,6 +171,7 @@ fn expected_of(shared: &Shared) -> Expected {
     Expected {
         acked,
         truncated_before: shared.truncated.load(Ordering::SeqCst),
+        ..Expected::default()
     }
 }
 

@@ -234,6 +234,8 @@ struct Oracle {
     /// The next sequence number the writer should hand out.
     next: u64,
     counter: u64,
+    /// The members of every batch appended: each is in the log whole or not at all.
+    batches: Vec<Vec<Ident>>,
 }
 
 impl Oracle {
@@ -245,6 +247,7 @@ impl Oracle {
                 .map(|(&s, &w)| (s, w))
                 .collect(),
             truncated_before: self.truncated_before,
+            batches: self.batches.clone(),
         }
     }
 
@@ -487,6 +490,9 @@ impl<'a> Runner<'a> {
         if *range.start() != self.oracle.next || range.clone().count() as u64 != n {
             return Err(format!("batch got {range:?}, next is {}", self.oracle.next));
         }
+        self.oracle
+            .batches
+            .push(items.iter().map(|(w, _)| *w).collect());
         for (who, _) in items {
             self.oracle.append(who);
         }
@@ -594,6 +600,13 @@ impl<'a> Runner<'a> {
                         return Err(format!(
                             "append got seq {seq}, expected {}",
                             self.oracle.next
+                        ));
+                    }
+                    // In `Always` mode an append must flush, and the flush fails: an `Ok` is an
+                    // acknowledgement of a record that is not durable.
+                    Ok(seq) if self.case.always => {
+                        return Err(format!(
+                            "append {seq} acknowledged although its flush failed"
                         ));
                     }
                     Ok(_) | Err(softadastra_wal::Error::Io { .. }) => self.oracle.append(who),

@@ -381,11 +381,17 @@ mod parent {
         let seed = support::seed();
         let cuts = support::volume(BASE_CUTS);
         println!("{HARNESS}: seed={seed} cuts={cuts} (replay with SOFTADASTRA_WAL_SEED={seed})");
+        if let Err(reason) = crate::loopfs::unavailable() {
+            eprintln!("{HARNESS}: no loop-mounted ext4 here: {reason}");
+            report.skip(skip_reason(&reason));
+            return report.finish();
+        }
         let mut fs = match LoopFs::create(FS_SIZE, Format::default()) {
             Ok(fs) => fs,
+            // Root and loop devices are here: not being able to use them is a failure, never a
+            // silent skip (a missing tool, a broken mount).
             Err(reason) => {
-                eprintln!("{HARNESS}: no loop-mounted ext4 here: {reason}");
-                report.skip(skip_reason(&reason));
+                report.violation(format!("could not make the loop-mounted ext4: {reason}"));
                 return report.finish();
             }
         };

@@ -298,6 +298,9 @@ impl Run {
                     .map_err(|e| format!("batch failed: {e}"))?;
                 let recs: Vec<(u64, Ident)> = range.zip(items.iter().map(|(w, _)| *w)).collect();
                 self.appended.extend(recs.iter().copied());
+                self.expected
+                    .batches
+                    .push(items.iter().map(|(w, _)| *w).collect());
                 Ok(if always {
                     Acked::Records(recs)
                 } else {

@@ -179,8 +179,9 @@ impl Drop for LoopFs {
     }
 }
 
-/// Why a loop-mounted file system cannot be made here, if it cannot.
-fn unavailable() -> Result<(), String> {
+/// Why a loop-mounted file system cannot be made here, if it cannot: the only reasons a harness
+/// may skip for. Once this passes (root, loop devices), a failure to make one is a failure.
+pub fn unavailable() -> Result<(), String> {
     if !is_root() {
         return Err("not root (loop devices and mount need root)".into());
     }

@@ -63,8 +63,14 @@ pub struct Report {
 const SHOWN_VIOLATIONS: u64 = 20;
 
 impl Report {
-    /// A report for `harness` (one of the names the README lists).
+    /// A report for `harness` (one of the names the README lists). Also starts the watchdog:
+    /// a harness that hangs (a deadlock, an endless loop on damaged input) fails instead of
+    /// stalling CI.
     pub fn new(harness: &'static str) -> Report {
+        watchdog(
+            harness,
+            std::time::Duration::from_secs(WATCHDOG_SECS * soak()),
+        );
         Report {
             harness,
             cases: 0,
@@ -124,6 +130,23 @@ impl Report {
             ExitCode::FAILURE
         }
     }
+}
+
+/// How long a harness may run (times the soak factor) before the watchdog fails it: several
+/// times the longest CI run of any harness.
+const WATCHDOG_SECS: u64 = 900;
+
+/// Ends the process with a violation if it is still running after `limit`.
+fn watchdog(harness: &'static str, limit: std::time::Duration) {
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        eprintln!(
+            "VIOLATION [{harness}]: still running after {} s: a hang",
+            limit.as_secs()
+        );
+        println!("reliability: {harness} cases=0 violations=1");
+        std::process::exit(1);
+    });
 }
 
 /// A small deterministic PRNG (xorshift64*): every failure reproduces from its seed.
@@ -270,6 +293,9 @@ pub struct Expected {
     /// Records known to be gone, by an acknowledged `truncate_before(seq)`: the log may start at
     /// any point at or after this (older segments can remain until deleted).
     pub truncated_before: u64,
+    /// The members of every batch appended (acknowledged or not): each batch must be in the log
+    /// whole (consecutive, one timestamp) or not at all.
+    pub batches: Vec<Vec<Ident>>,
 }
 
 impl Expected {
@@ -344,6 +370,7 @@ pub fn check_records(records: &[WalRecord], expected: &Expected) -> Vec<String> 
             }
         }
     }
+    bad.extend(check_batches(records, &expected.batches));
     let mut acked: Vec<_> = expected.acked.iter().collect();
     acked.sort();
     for (&seq, &who) in acked {
@@ -362,6 +389,37 @@ pub fn check_records(records: &[WalRecord], expected: &Expected) -> Vec<String> 
                 ))
             }
             Some(_) => {}
+        }
+    }
+    bad
+}
+
+/// Batch atomicity: every batch is in `records` whole (all members, at consecutive sequence
+/// numbers) or not at all. (Harnesses that rewrite batch timestamps before checking, see
+/// [`normalize_batch_timestamps`], check the shared timestamp themselves.)
+pub fn check_batches(records: &[WalRecord], batches: &[Vec<Ident>]) -> Vec<String> {
+    if batches.is_empty() {
+        return Vec::new();
+    }
+    let by_ident: HashMap<Ident, &WalRecord> = records
+        .iter()
+        .filter_map(|r| Some((Ident::of_payload(&r.payload)?, r)))
+        .collect();
+    let mut bad = Vec::new();
+    for members in batches {
+        let present: Vec<&WalRecord> = members
+            .iter()
+            .filter_map(|who| by_ident.get(who).copied())
+            .collect();
+        let whole =
+            present.len() == members.len() && present.windows(2).all(|p| p[1].seq == p[0].seq + 1);
+        if !present.is_empty() && !whole {
+            bad.push(format!(
+                "torn batch: {} of its {} records present (seqs {:?})",
+                present.len(),
+                members.len(),
+                present.iter().map(|r| r.seq).collect::<Vec<_>>()
+            ));
         }
     }
     bad
