@@ -46,7 +46,10 @@ pub(crate) fn scan_records(seg: &Segment, limit: u64, base_seq: u64) -> Result<S
         end: layout.data_start(),
         index: Vec::new(),
     };
+    // Entries of the records read so far; only the first `committed_entries` belong to complete
+    // batches (an unfinished batch's entries are dropped at the end).
     let mut index = Vec::new();
+    let mut committed_entries = 0;
     let mut next_index_at = layout.data_start();
     let (mut off, mut seq) = (layout.data_start(), base_seq);
     while let Ok((loc, _)) = format::decode_record(region, off, limit, seg.binding) {
@@ -65,9 +68,11 @@ pub(crate) fn scan_records(seg: &Segment, limit: u64, base_seq: u64) -> Result<S
         if loc.header.flags & format::FLAG_BATCH_CONTINUES == 0 {
             committed.next_seq = seq;
             committed.end = off;
-            committed.index.clone_from(&index);
+            committed_entries = index.len();
         }
     }
+    index.truncate(committed_entries);
+    committed.index = index;
     Ok(committed)
 }
 
