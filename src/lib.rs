@@ -5,8 +5,6 @@ mod config;
 mod error;
 pub mod format;
 mod mmap;
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-mod os;
 mod reader;
 mod record;
 mod recovery;

@@ -1,4 +1,5 @@
-//! The only module with `unsafe` code: a segment file's memory mapping.
+//! The only module with `unsafe` code: a segment file's memory mapping, and the one block
+//! allocation call std lacks ([`allocate_blocks`]).
 //!
 //! A [`Mapping`] is shared between the writer and any number of readers. The rule that makes
 //! that sound is the one the whole crate is built around: **bytes below a segment's published
@@ -129,6 +130,29 @@ impl Mapping {
     }
 }
 
+/// Allocates real blocks for bytes `0..len` of `file`, extending it if needed: the one system
+/// call std does not offer and fs2 reports wrongly. `posix_fallocate` returns its error number
+/// instead of setting `errno`; fs2 0.4 reads `errno` after it, so it reports a stale code (often
+/// 0, "success") and a real I/O error could not be told from a full disk. Called directly, the
+/// true code comes through: `ENOSPC` is a full disk, which the writer can recover from; anything
+/// else (`EIO` after a failing disk, say) poisons it.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) fn allocate_blocks(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "allocation too large"))?;
+    loop {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+        // SAFETY: `posix_fallocate` only reads its three integer arguments; the descriptor is
+        // owned by `file`, which the borrow keeps open for the whole call. No memory is shared.
+        let code = unsafe { libc::posix_fallocate(fd, 0, len) };
+        match code {
+            0 => return Ok(()),
+            libc::EINTR => continue,
+            code => return Err(io::Error::from_raw_os_error(code)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +173,28 @@ mod tests {
         let ro = Mapping::read_only(&file).unwrap();
         assert_eq!(ro.stable_range(100, 103).unwrap(), b"abc");
         assert!(ro.write(0, b"x").is_err());
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    #[test]
+    fn allocates_real_blocks() {
+        let file = tempfile::tempfile().expect("temp file");
+        super::allocate_blocks(&file, 1 << 20).expect("allocate");
+        assert_eq!(file.metadata().expect("metadata").len(), 1 << 20);
+    }
+
+    /// fs2 turned every failure into a stale errno (often 0); the true code must come through,
+    /// and only ENOSPC may look like a full disk.
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    #[test]
+    fn reports_the_real_error() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"x").expect("write");
+        let read_only = std::fs::File::open(&path).expect("open");
+        let err = super::allocate_blocks(&read_only, 4096)
+            .expect_err("a read-only descriptor cannot allocate");
+        assert_eq!(err.raw_os_error(), Some(libc::EBADF), "{err}");
+        assert_ne!(err.kind(), std::io::ErrorKind::StorageFull);
     }
 }

@@ -222,7 +222,7 @@ impl Sys {
 
     fn allocate_blocks(file: &File, len: u64) -> io::Result<()> {
         #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-        crate::os::allocate(file, len)?;
+        crate::mmap::allocate_blocks(file, len)?;
         // Elsewhere fs2 uses calls that set errno (F_PREALLOCATE on Apple systems). Should a
         // code still be missing, the cause is unknown: an error that poisons, not a "full disk".
         #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]

@@ -1,9 +1,12 @@
 //! Regression tests for library bugs the reliability harnesses found (tests/reliability/).
 //! Each names the harness and what went wrong.
 
+#[cfg(feature = "fault-injection")]
 use std::sync::{Arc, Mutex};
 
-use softadastra_wal::{RecordType, SyncMode, WalStore};
+#[cfg(feature = "fault-injection")]
+use softadastra_wal::SyncMode;
+use softadastra_wal::{RecordType, WalStore};
 
 use crate::common::tempdir;
 use crate::common::{assert_log, collect, patch_file, record_extents, segment_paths, small_config};

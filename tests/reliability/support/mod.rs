@@ -432,13 +432,23 @@ pub fn recover_and_check(
     config: impl Fn(&Path) -> softadastra_wal::WalConfig,
     expected: &Expected,
 ) -> Result<Vec<WalRecord>, Vec<String>> {
-    let first = match open_and_read(dir, &config) {
+    recover_and_compare(dir, &config, |records| check_records(records, expected))
+}
+
+/// Recovers `dir` with `config`, checks the records with `check`, then I4: a second recovery of
+/// the (now repaired) files and a plain reader must agree exactly. Returns the recovered records
+/// when everything passes.
+fn recover_and_compare(
+    dir: &Path,
+    config: &impl Fn(&Path) -> softadastra_wal::WalConfig,
+    check: impl FnOnce(&[WalRecord]) -> Vec<String>,
+) -> Result<Vec<WalRecord>, Vec<String>> {
+    let first = match open_and_read(dir, config) {
         Ok(r) => r,
         Err(e) => return Err(vec![format!("recovery failed: {e}")]),
     };
-    let mut bad = check_records(&first, expected);
-    // I4: a second recovery of the (now repaired) files and a plain reader agree exactly.
-    match open_and_read(dir, &config) {
+    let mut bad = check(&first);
+    match open_and_read(dir, config) {
         Ok(second) if second != first => bad.push(format!(
             "second recovery differs: {} records, then {}",
             first.len(),
@@ -533,31 +543,11 @@ pub fn recover_and_check_batches(
     expected: &Expected,
     window: std::ops::RangeInclusive<u64>,
 ) -> Result<Vec<WalRecord>, Vec<String>> {
-    let first = match open_and_read(dir, &config) {
-        Ok(r) => r,
-        Err(e) => return Err(vec![format!("recovery failed: {e}")]),
-    };
-    let (normalized, mut bad) = normalize_batch_timestamps(&first, window);
-    bad.extend(check_records(&normalized, expected));
-    match open_and_read(dir, &config) {
-        Ok(second) if second != first => bad.push(format!(
-            "second recovery differs: {} records, then {}",
-            first.len(),
-            second.len()
-        )),
-        Ok(_) => {}
-        Err(e) => bad.push(format!("second recovery failed: {e}")),
-    }
-    match read_all(dir) {
-        Ok(again) if again != first => bad.push(format!(
-            "a reader sees {} records where recovery saw {}",
-            again.len(),
-            first.len()
-        )),
-        Ok(_) => {}
-        Err(e) => bad.push(format!("reader after recovery failed: {e}")),
-    }
-    if bad.is_empty() { Ok(first) } else { Err(bad) }
+    recover_and_compare(dir, &config, |records| {
+        let (normalized, mut bad) = normalize_batch_timestamps(records, window);
+        bad.extend(check_records(&normalized, expected));
+        bad
+    })
 }
 
 /// Appends `idents` (each with a payload of `Ident::len(max)` bytes): one record with its
