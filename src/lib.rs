@@ -4,6 +4,7 @@
 mod config;
 mod error;
 pub mod format;
+pub mod inspect;
 mod mmap;
 mod reader;
 mod record;

@@ -1,0 +1,1 @@
+//! Inspection of log files with positioned reads (work in progress).
