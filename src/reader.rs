@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::format::{self, Located};
@@ -15,6 +16,12 @@ use crate::recovery;
 use crate::segment::SegmentView;
 use crate::store::Shared;
 use crate::sys::Sys;
+
+/// Longest pause between two polls of the directory in [`WalReader::wait_for`].
+const MAX_POLL_PAUSE: Duration = Duration::from_millis(50);
+
+/// Longest a waiting reader holds its store alive at a time (see [`WalReader::wait_for`]).
+const MAX_WAIT_SLICE: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 enum Source {
@@ -94,6 +101,72 @@ impl WalReader {
             Source::Dir(dir) => Self::scan_dir(dir)?,
         };
         Ok(())
+    }
+
+    /// Waits until record `seq` is durable, then moves the snapshot forward to include it.
+    /// Returns `Ok(true)` once the snapshot reaches `seq` (at once if it already does), `Ok(false)`
+    /// if `timeout` passed first. `Duration::MAX` waits for ever.
+    ///
+    /// This is the live-tailing call: read what the snapshot holds, then wait for the sequence
+    /// number after [`last_seq`](Self::last_seq).
+    ///
+    /// * A reader made by [`WalStore::reader`](crate::WalStore::reader) sleeps until the writer
+    ///   publishes new records (no polling, and nothing costs the writer while nobody waits).
+    /// * A reader made by [`WalReader::open`] (another process), or whose store has been
+    ///   dropped, polls the directory with [`refresh`](Self::refresh), pausing 1 ms at first and
+    ///   up to 50 ms between attempts.
+    ///
+    /// The snapshot "reaches" `seq` when its newest record is `seq` or later. If `seq` has been
+    /// truncated away meanwhile, [`get`](Self::get) then returns `None` for it.
+    ///
+    /// # Errors
+    ///
+    /// As [`refresh`](Self::refresh).
+    pub fn wait_for(&mut self, seq: u64, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now().checked_add(timeout);
+        while !self.reaches(seq) {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(false);
+            }
+            // Slices of at most this long hold the store alive, so that a reader waiting with a
+            // long timeout does not keep the directory locked after the application closed it.
+            let slice_end = now + MAX_WAIT_SLICE;
+            let slice_end = deadline.map_or(slice_end, |d| d.min(slice_end));
+            let store = match &self.source {
+                Source::Store(shared, _) => shared.upgrade(),
+                Source::Dir(_) => None,
+            };
+            match store {
+                Some(shared) => {
+                    let published = || Ok(shared.read_published()?.active.next_seq > seq);
+                    shared.publication.wait_until(published, slice_end)?;
+                    self.views = shared.read_published()?.views();
+                }
+                None => self.poll_until(seq, slice_end)?,
+            }
+        }
+        Ok(true)
+    }
+
+    /// The polling half of [`wait_for`](Self::wait_for): refreshes until the snapshot reaches
+    /// `seq` or `until` passes.
+    fn poll_until(&mut self, seq: u64, until: Instant) -> Result<()> {
+        let mut pause = Duration::from_millis(1);
+        loop {
+            self.refresh()?;
+            let now = Instant::now();
+            if self.reaches(seq) || now >= until {
+                return Ok(());
+            }
+            std::thread::sleep(pause.min(until - now));
+            pause = (pause * 2).min(MAX_POLL_PAUSE);
+        }
+    }
+
+    /// The snapshot holds records up to `seq` (or past it).
+    fn reaches(&self, seq: u64) -> bool {
+        self.views.last().is_some_and(|v| v.next_seq > seq)
     }
 
     /// Sequence number of the oldest record in the snapshot.

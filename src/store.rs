@@ -10,9 +10,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLock
 use crate::config::WalConfig;
 use crate::error::{Error, Result};
 use crate::format::Layout;
+use crate::notify::Publication;
 use crate::reader::WalReader;
 use crate::recovery::{self, TornTail};
 use crate::segment::{Segment, SegmentView};
+use crate::stats::Stats;
 use crate::sys::Sys;
 use crate::writer::{WalWriter, WriterState};
 
@@ -49,6 +51,8 @@ pub(crate) struct Shared {
     /// Signalled (with `writer`) whenever a flush ends: group-commit followers wait on it.
     pub(crate) durable: Condvar,
     pub(crate) published: RwLock<Published>,
+    /// Wakes readers waiting for new records ([`WalReader::wait_for`]).
+    pub(crate) publication: Publication,
     /// Holds the exclusive lock for as long as any handle lives.
     _lock: File,
 }
@@ -91,6 +95,8 @@ impl Shared {
 pub struct WalStore {
     shared: Arc<Shared>,
     torn_tail: Option<TornTail>,
+    /// Records in the log when it was opened.
+    recovered_records: u64,
 }
 
 impl WalStore {
@@ -131,6 +137,11 @@ impl WalStore {
                 }
             }
         };
+        let recovered_records = views
+            .iter()
+            .chain(std::iter::once(&active))
+            .map(|v| v.next_seq - v.first_seq)
+            .sum();
         let writer = WriterState::resume(&active, last_sealed);
         let shared = Shared {
             dir,
@@ -144,11 +155,13 @@ impl WalStore {
                 sealed: Arc::new(views),
                 active,
             }),
+            publication: Publication::default(),
             _lock: lock,
         };
         Ok(WalStore {
             shared: Arc::new(shared),
             torn_tail,
+            recovered_records,
         })
     }
 
@@ -206,6 +219,28 @@ impl WalStore {
             .chain(p.sealed.iter().rev())
             .find(|v| !v.is_empty())
             .map(|v| v.next_seq - 1)
+    }
+
+    /// What the store has done since it was opened, and the log's extent now (see [`Stats`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`] if a thread panicked while holding the log's lock.
+    pub fn stats(&self) -> Result<Stats> {
+        let counters = self.shared.lock_writer()?.counters();
+        let segments = self.shared.read_published()?.sealed.len() + 1;
+        Ok(Stats {
+            appends: counters.appends,
+            appended_bytes: counters.appended_bytes,
+            flushes: counters.flushes,
+            flush_time: counters.flush_time,
+            rotations: counters.rotations,
+            segments,
+            recovered_records: self.recovered_records,
+            truncated_bytes: self.torn_tail.as_ref().map_or(0, |t| t.len),
+            first_seq: self.first_seq(),
+            last_seq: self.last_seq(),
+        })
     }
 
     /// Deletes every sealed segment whose records all have sequence numbers below `seq`. The

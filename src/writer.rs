@@ -14,12 +14,14 @@
 use std::io;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, MutexGuard};
+use std::time::Instant;
 
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
 use crate::format::{self, FLAG_BATCH_CONTINUES, RECORD_HEADER_LEN};
 use crate::record::RecordType;
 use crate::segment::{self, Segment, SegmentView};
+use crate::stats::Counters;
 use crate::store::Shared;
 
 /// The writer's position in the log. Lives behind `Shared::writer`.
@@ -41,6 +43,7 @@ pub(crate) struct WriterState {
     /// A leader is flushing (without the mutex). Nobody else flushes or rotates meanwhile.
     flushing: bool,
     poisoned: Option<String>,
+    counters: Counters,
 }
 
 impl WriterState {
@@ -57,7 +60,12 @@ impl WriterState {
             next_index_at,
             flushing: false,
             poisoned: None,
+            counters: Counters::default(),
         }
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        self.counters
     }
 
     pub(crate) fn check_poisoned(&self) -> Result<()> {
@@ -183,6 +191,7 @@ impl WalWriter {
         st.check_poisoned()?;
         let mut st = self.make_room(st, format::record_size(payload.len() as u64))?;
         let seq = st.write_record(code, timestamp, 0, payload)?;
+        st.counters.count_appends(1, payload.len());
         self.commit(st, seq + 1)?;
         Ok(seq)
     }
@@ -228,6 +237,8 @@ impl WalWriter {
             }
         }
         let last = st.next_seq - 1;
+        let bytes = records.iter().map(|(_, p)| p.len()).sum();
+        st.counters.count_appends(last + 1 - first, bytes);
         self.commit(st, last + 1)?;
         Ok(first..=last)
     }
@@ -294,6 +305,7 @@ impl WalWriter {
             let (start, end, upto) = (st.durable_off, st.write_off, st.next_seq);
             st.flushing = true;
             drop(st);
+            let began = Instant::now();
             let flushed = self.shared.sys.flush(
                 &seg.map,
                 &seg.file,
@@ -301,8 +313,10 @@ impl WalWriter {
                 start as usize,
                 (end - start) as usize,
             );
+            let took = began.elapsed();
             st = self.shared.lock_writer()?;
             st.flushing = false;
+            st.counters.record_flush(took);
             let outcome = match flushed {
                 Ok(()) => self.publish_durable(&mut st, end, upto),
                 Err(e) => Err(st.poison(Error::io("flushing", &seg.path, e))),
@@ -317,9 +331,12 @@ impl WalWriter {
     /// Marks the active segment durable up to `end` (sequence `upto`) and shows it to readers.
     fn publish_durable(&self, st: &mut WriterState, end: u64, upto: u64) -> Result<()> {
         st.mark_durable(end, upto);
-        let mut p = self.shared.write_published()?;
-        p.active.next_seq = upto;
-        p.active.end = end;
+        {
+            let mut p = self.shared.write_published()?;
+            p.active.next_seq = upto;
+            p.active.end = end;
+        }
+        self.shared.publication.notify();
         Ok(())
     }
 
@@ -332,6 +349,7 @@ impl WalWriter {
         }
         let seg = st.active.clone();
         let (start, end, upto) = (st.durable_off, st.write_off, st.next_seq);
+        let began = Instant::now();
         let flushed = self.shared.sys.flush(
             &seg.map,
             &seg.file,
@@ -339,6 +357,7 @@ impl WalWriter {
             start as usize,
             (end - start) as usize,
         );
+        st.counters.record_flush(began.elapsed());
         let outcome = match flushed {
             Ok(()) => self.publish_durable(st, end, upto),
             Err(e) => Err(st.poison(Error::io("flushing", &seg.path, e))),
@@ -419,6 +438,7 @@ impl WalWriter {
         st.write_off = start;
         st.durable_off = start;
         st.next_index_at = start;
+        st.counters.rotations += 1;
         Ok(())
     }
 }

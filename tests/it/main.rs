@@ -17,4 +17,6 @@ mod regressions;
 mod reopen;
 mod roundtrip;
 mod smoke;
+mod stats;
+mod tailing;
 mod truncate;
