@@ -3,6 +3,7 @@
 
 mod config;
 mod error;
+mod events;
 pub mod format;
 pub mod inspect;
 mod mmap;

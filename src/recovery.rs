@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::events::event;
 use crate::format::{self, IndexEntry, RECORD_ALIGN, RECORD_HEADER_LEN};
 use crate::segment::{self, DirEntryKind, Segment, SegmentView};
 use crate::sys::Sys;
@@ -198,6 +199,7 @@ fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
                 let path = entry.path();
                 sys.unlink(&path)
                     .map_err(|e| Error::io("removing", &path, e))?;
+                event!(info, "removed unfinished segment file {}", path.display());
             }
             _ => {}
         }
@@ -368,6 +370,13 @@ fn recover_segment(
                 .zero(start, len)
                 .and_then(|()| sys.flush(&seg.map, &seg.file, &seg.path, start, len))
                 .map_err(|e| Error::io("zeroing the torn tail of", &seg.path, e))?;
+            event!(
+                warn,
+                "cut a torn tail of {len} bytes at offset {start} of {} (the log continues at \
+                 sequence {})",
+                seg.path.display(),
+                scan.next_seq
+            );
         }
         Tail::Torn { .. } => {}
     }
@@ -387,6 +396,13 @@ fn recover_segment(
     seg.set_index(scan.index);
     let sealed = if writable && !is_last && has_records {
         seg.seal(sys, seg.base_seq, scan.next_seq - 1, scan.end)?;
+        event!(
+            info,
+            "sealed {} (records {}..={}), left unsealed by a crash",
+            seg.path.display(),
+            seg.base_seq,
+            scan.next_seq - 1
+        );
         true
     } else {
         false

@@ -9,6 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLock
 
 use crate::config::WalConfig;
 use crate::error::{Error, Result};
+use crate::events::event;
 use crate::format::Layout;
 use crate::notify::Publication;
 use crate::reader::WalReader;
@@ -142,6 +143,13 @@ impl WalStore {
             .chain(std::iter::once(&active))
             .map(|v| v.next_seq - v.first_seq)
             .sum();
+        event!(
+            info,
+            "opened {}: {} segment(s), {recovered_records} record(s) from sequence {}",
+            dir.display(),
+            views.len() + 1,
+            views.first().unwrap_or(&active).first_seq
+        );
         let writer = WriterState::resume(&active, last_sealed);
         let shared = Shared {
             dir,
@@ -282,6 +290,11 @@ impl WalStore {
             }
         }
         shared.write_published()?.sealed = Arc::new(sealed[deleted..].to_vec());
+        event!(
+            info,
+            "truncate_before({seq}) deleted {deleted} segment(s) of {}",
+            shared.dir.display()
+        );
         match failure {
             Some(err) => Err(st.poison(err)),
             None => Ok(deleted),

@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
+use crate::events::event;
 use crate::format::{self, FLAG_BATCH_CONTINUES, RECORD_HEADER_LEN};
 use crate::record::RecordType;
 use crate::segment::{self, Segment, SegmentView};
@@ -80,6 +81,10 @@ impl WriterState {
     /// Poisons the writer with `err` as the cause and gives `err` back.
     pub(crate) fn poison(&mut self, err: Error) -> Error {
         if self.poisoned.is_none() {
+            event!(
+                error,
+                "writer poisoned (reopen the store to continue): {err}"
+            );
             self.poisoned = Some(err.to_string());
         }
         err
@@ -439,6 +444,12 @@ impl WalWriter {
         st.durable_off = start;
         st.next_index_at = start;
         st.counters.rotations += 1;
+        event!(
+            info,
+            "rotated to segment {} at sequence {}",
+            st.active.path.display(),
+            st.next_seq
+        );
         Ok(())
     }
 }

@@ -5,6 +5,8 @@ mod common;
 mod concurrency;
 mod corruption;
 mod errors;
+#[cfg(feature = "log")]
+mod events;
 #[cfg(feature = "fault-injection")]
 mod group_commit;
 mod locking;
