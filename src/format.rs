@@ -4,6 +4,49 @@
 //! Nothing here touches a file or a mapping: every function takes byte slices, checks every
 //! length against the slice before using it, and reports bad input as a value. No input makes it
 //! panic; the fuzz targets call straight into this module.
+//!
+//! It is public for tools that read segment files themselves (an inspector, a converter, a
+//! test that builds damaged files). The structs are the on-disk layouts, read and written in
+//! place with zerocopy's `FromBytes` / `IntoBytes`; their integers are little-endian
+//! (`zerocopy::byteorder::little_endian`), read with `.get()`. The values a decoder returns have
+//! been checked; the functions that take a [`Layout`], [`Located`] or [`Seal`] expect one made by
+//! this module ([`Layout::new`], [`decode_segment_header`], [`locate_record`], [`decode_footer`]),
+//! not one assembled field by field.
+//!
+//! A segment with one record, built in memory and read back the way recovery reads it:
+//!
+//! ```
+//! use softadastra_wal::format::{self, Binding, Layout, RecordError};
+//! use zerocopy::IntoBytes;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let layout = Layout::new(8192, 256)?;
+//! let mut segment = vec![0u8; 8192];
+//! let header = format::encode_segment_header(&layout, 0xfeed, 1, 1);
+//! segment[..64].copy_from_slice(header.as_bytes());
+//!
+//! // Record 1 at the start of the data region: its header, its payload, zero padding.
+//! let binding = Binding { log_id: 0xfeed, segment_id: 1 };
+//! let at = layout.data_start() as usize;
+//! let record = format::encode_record_header(binding, 1, 1_700_000_000_000, 1, 0, 0, b"hello");
+//! segment[at..at + 32].copy_from_slice(record.as_bytes());
+//! segment[at + 32..at + 37].copy_from_slice(b"hello");
+//!
+//! // Reading: the header gives the layout and the binding every record checksum covers.
+//! let (header, layout) = format::decode_segment_header(&segment)?;
+//! let binding = Binding { log_id: header.log_id.get(), segment_id: header.segment_id.get() };
+//! let (found, payload) =
+//!     format::decode_record(&segment, layout.data_start(), layout.data_limit, binding)?;
+//! assert_eq!(found.header.seq.get(), 1);
+//! assert_eq!(payload, b"hello");
+//! assert_eq!(found.next, layout.data_start() + format::record_size(5));
+//!
+//! // Past the last record the preallocated space is zero.
+//! let end = format::locate_record(&segment, found.next, layout.data_limit);
+//! assert!(matches!(end, Err(RecordError::Zero)));
+//! # Ok(())
+//! # }
+//! ```
 
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
@@ -33,6 +76,9 @@ pub const FLAG_BATCH_CONTINUES: u8 = 0b0000_0001;
 pub const KNOWN_FLAGS: u8 = FLAG_BATCH_CONTINUES;
 
 /// Segment header, offset 0 of every segment file. The checksum covers bytes 0..60.
+///
+/// Written once, before the segment file gets its final name, and never changed. Build it with
+/// [`encode_segment_header`], check it with [`decode_segment_header`].
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct SegmentHeader {
@@ -60,6 +106,9 @@ pub struct SegmentHeader {
 
 /// Record header, at an 8-byte aligned offset in a segment's data region, followed by the
 /// payload and zero padding up to the next multiple of 8.
+///
+/// Build it with [`encode_record_header`], find and check it with [`locate_record`] and
+/// [`verify_record`] (or both at once with [`decode_record`]).
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct RecordHeader {
@@ -84,6 +133,9 @@ pub struct RecordHeader {
 
 /// Seal footer, the last [`FOOTER_LEN`] bytes of a sealed segment. The checksum covers the
 /// segment binding and bytes 0..60.
+///
+/// Written when the segment is full and the log moves on to the next one; all zeros before.
+/// Build it with [`encode_footer`], check it with [`decode_footer`].
 #[derive(Clone, Copy, Debug, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
 pub struct SealFooter {
@@ -143,6 +195,9 @@ impl Binding {
 
 /// Where things are inside a segment of a given size and index interval.
 ///
+/// Made by [`Layout::new`] (or returned by [`decode_segment_header`]), which checks that the
+/// numbers describe a usable segment; the fields are public for reading.
+///
 /// ```text
 /// [0, 64)                       segment header
 /// [64, data_limit)              records
@@ -164,11 +219,29 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of a segment of `size` bytes with the given index interval.
+    /// The layout of a segment of `size` bytes with the given index interval: the index region
+    /// is sized for one entry per `index_interval` bytes of records plus the first record, and
+    /// the records get what is left.
+    ///
+    /// This checks only what the layout needs; [`WalConfig`](crate::WalConfig) is stricter (a
+    /// multiple of 4096 between 8 KiB and 16 GiB, an interval of at least 64 bytes), and this
+    /// crate only ever writes segments that pass both.
+    ///
+    /// ```
+    /// use softadastra_wal::format::Layout;
+    /// # fn main() -> softadastra_wal::Result<()> {
+    /// let layout = Layout::new(64 << 20, 4096)?;
+    /// assert_eq!(layout.data_start(), 64);
+    /// assert!(layout.index_offset() < layout.footer_offset);
+    /// assert!(Layout::new(100, 4096).is_err());
+    /// # Ok(())
+    /// # }
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] if the numbers leave no room for a record.
+    /// [`Error::InvalidConfig`] if `size` is not a multiple of 8, `index_interval` is 0, or the
+    /// numbers leave no room for a record.
     pub fn new(size: u64, index_interval: u64) -> Result<Layout> {
         if !size.is_multiple_of(RECORD_ALIGN) || index_interval == 0 {
             return Err(Error::config(format!(
@@ -213,21 +286,29 @@ impl Layout {
     /// Bytes available for records (headers and padding included).
     #[must_use]
     pub fn capacity(&self) -> u64 {
-        self.data_limit - SEGMENT_HEADER_LEN
+        self.data_limit.saturating_sub(SEGMENT_HEADER_LEN)
     }
 
     /// The largest payload a single record can have in this segment.
     #[must_use]
     pub fn max_payload(&self) -> u64 {
-        (self.capacity() - RECORD_HEADER_LEN).min(u64::from(u32::MAX))
+        (self.capacity().saturating_sub(RECORD_HEADER_LEN)).min(u64::from(u32::MAX))
     }
 }
 
 /// Bytes a record with `payload_len` payload bytes takes in a segment, header and padding
 /// included.
+///
+/// That is 32 plus the payload length rounded up to a multiple of 8. `payload_len` is a
+/// record's payload length, so at most `u32::MAX`.
 #[must_use]
 pub fn record_size(payload_len: u64) -> u64 {
-    RECORD_HEADER_LEN + payload_len.div_ceil(RECORD_ALIGN) * RECORD_ALIGN
+    // Saturates rather than wrapping for lengths no record can have: `u64::MAX` is refused by
+    // every capacity check.
+    payload_len
+        .div_ceil(RECORD_ALIGN)
+        .saturating_mul(RECORD_ALIGN)
+        .saturating_add(RECORD_HEADER_LEN)
 }
 
 /// Whether `code` can be a record type: 0 never is (it is what zeroed space reads as).
@@ -236,7 +317,8 @@ pub fn is_valid_type_code(code: u8) -> bool {
     code != 0
 }
 
-/// Builds a segment header with its checksum.
+/// Builds a segment header with its checksum: segment `segment_id` of the log `log_id`, whose
+/// first record will have sequence number `base_seq`, with `layout`'s size and index interval.
 #[must_use]
 pub fn encode_segment_header(
     layout: &Layout,
@@ -260,7 +342,7 @@ pub fn encode_segment_header(
     h
 }
 
-/// Why a segment header was rejected.
+/// Why a segment header was rejected by [`decode_segment_header`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeaderError {
     /// Fewer than [`SEGMENT_HEADER_LEN`] bytes.
@@ -287,11 +369,20 @@ impl std::fmt::Display for HeaderError {
     }
 }
 
-/// Parses and checks a segment header from the first bytes of a segment file.
+/// Parses and checks a segment header from the first bytes of a segment file (at least
+/// [`SEGMENT_HEADER_LEN`] of them; more are ignored), and returns it with the layout it
+/// describes.
+///
+/// It does not compare the header with the file: a caller that has the file checks that its
+/// length equals `segment_size` and that its name carries `segment_id`, as the crate does.
 ///
 /// # Errors
 ///
-/// A [`HeaderError`] for every way the bytes can fail to be a header of this format.
+/// [`HeaderError::Truncated`] for fewer than 64 bytes, [`HeaderError::BadMagic`] if the file does
+/// not start with [`SEGMENT_MAGIC`], [`HeaderError::BadChecksum`],
+/// [`HeaderError::UnsupportedVersion`] for a version other than [`FORMAT_VERSION`], and
+/// [`HeaderError::BadGeometry`] for a header length other than 64, a base sequence of 0, or a
+/// size and interval that [`Layout::new`] refuses. The checks run in that order.
 pub fn decode_segment_header(bytes: &[u8]) -> Result<(SegmentHeader, Layout), HeaderError> {
     let (h, _) = SegmentHeader::read_from_prefix(bytes).map_err(|_| HeaderError::Truncated)?;
     if h.magic != SEGMENT_MAGIC {
@@ -319,6 +410,12 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<(SegmentHeader, Layout), He
 
 /// Builds the header of a record, checksum included. The caller writes it followed by the payload;
 /// the padding after the payload is not covered by the checksum.
+///
+/// `binding` is the log and segment the record goes into (the checksum covers them, so the
+/// record is valid only there). `record_type` must not be 0 and `flags` only
+/// [`FLAG_BATCH_CONTINUES`], or [`locate_record`] will refuse the record; `unsynced_before` is
+/// described on [`RecordHeader`]. The payload is at most `u32::MAX` bytes (the length field's
+/// size).
 #[must_use]
 pub fn encode_record_header(
     binding: Binding,
@@ -346,18 +443,21 @@ pub fn encode_record_header(
     h
 }
 
-/// Why the bytes at an offset are not a valid record.
+/// Why the bytes at an offset are not a valid record ([`locate_record`], [`verify_record`],
+/// [`decode_record`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordError {
     /// The header is all zero bytes: the end of the written data in a preallocated segment.
     Zero,
     /// The header or payload would extend past the end of the region.
     Truncated,
-    /// Type code 0, unknown flag bits or non-zero reserved bytes.
+    /// Type code 0, unknown flag bits, non-zero reserved bytes or sequence number 0.
     BadHeader,
     /// The checksum does not match the bytes.
     BadChecksum,
 }
+
+impl std::error::Error for HeaderError {}
 
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -370,7 +470,10 @@ impl std::fmt::Display for RecordError {
     }
 }
 
-/// A record header whose structure was checked, and where its payload lies.
+impl std::error::Error for RecordError {}
+
+/// A record header whose structure was checked, and where its payload lies. Made by
+/// [`locate_record`] (or [`decode_record`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Located {
     /// The header as stored.
@@ -396,11 +499,18 @@ impl Located {
 }
 
 /// Reads the record header at `offset` of `region` and checks its structure (type code, flags,
-/// reserved bytes, payload within `limit`), without checking the checksum.
+/// reserved bytes, sequence number, payload within `limit`), without checking the checksum.
+///
+/// `region` is the segment's bytes from offset 0 (the whole file or a prefix of it), so offsets
+/// are file offsets; `limit` is the end of the bytes that may hold records (the layout's
+/// `data_limit`, or less), and is capped at the region's length.
 ///
 /// # Errors
 ///
-/// [`RecordError::Zero`] for an all-zero header, otherwise what is wrong with it.
+/// [`RecordError::Zero`] for an all-zero header (the end of the records in a preallocated
+/// segment), [`RecordError::Truncated`] if the header or the payload would reach past `limit`,
+/// and [`RecordError::BadHeader`] for a type code 0, unknown flags, non-zero
+/// reserved bytes or a sequence number 0.
 pub fn locate_record(region: &[u8], offset: u64, limit: u64) -> Result<Located, RecordError> {
     let limit = limit.min(region.len() as u64);
     let header_end = offset
@@ -436,19 +546,26 @@ pub fn locate_record(region: &[u8], offset: u64, limit: u64) -> Result<Located, 
     })
 }
 
-/// The payload bytes of a located record. `region` must be the slice `loc` was located in.
+/// The payload bytes of a located record. `region` must be the slice `loc` was located in;
+/// if the payload does not lie inside `region`, the result is empty.
 #[must_use]
 pub fn payload<'a>(region: &'a [u8], loc: &Located) -> &'a [u8] {
-    let start = loc.payload_offset as usize;
-    let end = start + loc.len() as usize;
-    region.get(start..end).unwrap_or(&[])
+    let start = usize::try_from(loc.payload_offset).unwrap_or(usize::MAX);
+    let len = usize::try_from(loc.len()).unwrap_or(usize::MAX);
+    start
+        .checked_add(len)
+        .and_then(|end| region.get(start..end))
+        .unwrap_or(&[])
 }
 
-/// Checks a located record's checksum.
+/// Checks a located record's checksum over `binding`, its header and `payload` (which
+/// [`payload`] gives).
 ///
 /// # Errors
 ///
-/// [`RecordError::BadChecksum`] if it does not match.
+/// [`RecordError::Truncated`] if `payload` is not as long as the header says,
+/// [`RecordError::BadChecksum`] if the checksum does not match (a damaged record, or one that
+/// belongs to another log or segment).
 pub fn verify_record(binding: Binding, loc: &Located, payload: &[u8]) -> Result<(), RecordError> {
     if payload.len() as u64 != loc.len() {
         return Err(RecordError::Truncated);
@@ -463,7 +580,8 @@ pub fn verify_record(binding: Binding, loc: &Located, payload: &[u8]) -> Result<
     }
 }
 
-/// [`locate_record`] followed by [`verify_record`].
+/// [`locate_record`] followed by [`verify_record`]: the record at `offset`, checked, with its
+/// payload. The next record starts at the returned [`Located::next`].
 ///
 /// # Errors
 ///
@@ -480,7 +598,10 @@ pub fn decode_record(
     Ok((loc, body))
 }
 
-/// Builds the seal footer for a segment.
+/// Builds the seal footer for a segment whose records `first_seq..=last_seq` end at `data_end`.
+///
+/// The footer holds the checksum of `index`, not the entries: the caller writes those at the
+/// layout's [`index_offset`](Layout::index_offset).
 #[must_use]
 pub fn encode_footer(
     binding: Binding,
@@ -507,7 +628,7 @@ pub fn encode_footer(
     f
 }
 
-/// What a valid seal footer says about its segment.
+/// What a valid seal footer says about its segment. Returned by [`decode_footer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Seal {
     /// First sequence number in the segment.
@@ -527,7 +648,10 @@ pub struct Seal {
 ///
 /// # Errors
 ///
-/// A description of what is inconsistent.
+/// A description (as a `String`) when `segment` is shorter than the layout's size, the footer's
+/// checksum does not match `binding`, or its fields do not fit the layout: a first sequence
+/// number 0, a last one below the first, an end of records outside the record region, no index
+/// entry or more than the segment has room for, or more records than the region can hold.
 pub fn decode_footer(
     segment: &[u8],
     layout: &Layout,
@@ -536,7 +660,21 @@ pub fn decode_footer(
     let Some(bytes) = segment.get(layout.footer_offset as usize..layout.size as usize) else {
         return Err("segment file shorter than its header says".into());
     };
-    let Ok(f) = SealFooter::read_from_bytes(bytes) else {
+    decode_footer_bytes(bytes, layout, binding)
+}
+
+/// Like [`decode_footer`], given only the [`FOOTER_LEN`] bytes of the footer (those at
+/// `layout.footer_offset`), for a reader that does not hold the whole segment.
+///
+/// # Errors
+///
+/// As [`decode_footer`]; also if `footer` is not [`FOOTER_LEN`] bytes long.
+pub fn decode_footer_bytes(
+    footer: &[u8],
+    layout: &Layout,
+    binding: Binding,
+) -> Result<Option<Seal>, String> {
+    let Ok(f) = SealFooter::read_from_bytes(footer) else {
         return Err("footer truncated".into());
     };
     if f.magic != FOOTER_MAGIC {
@@ -567,23 +705,63 @@ pub fn decode_footer(
     Ok(Some(seal))
 }
 
-/// Reads and checks the persisted index of a sealed segment: checksum, entries strictly
-/// increasing in sequence and offset, inside the segment's sequence and data range.
+/// Reads and checks the persisted index of a sealed segment.
+///
+/// The checks: its checksum, entries strictly increasing in sequence and offset, inside the
+/// segment's sequence and data range. `seal` is what [`decode_footer`] returned for the same
+/// segment.
+///
+/// The index is a cache of what the records say: the crate rebuilds it from the records when
+/// this fails, so a damaged index alone loses nothing.
 ///
 /// # Errors
 ///
-/// A description of the first inconsistency.
+/// A description (as a `String`) of the first inconsistency: the index region lies outside
+/// `segment`, its checksum does not match, an entry is out of order, outside the seal's range or
+/// not 8-byte aligned, or the first entry is not the segment's first record.
 pub fn decode_index(
     segment: &[u8],
     layout: &Layout,
     binding: Binding,
     seal: &Seal,
 ) -> Result<Vec<IndexEntry>, String> {
-    let start = layout.index_offset();
-    let len = seal.index_count * INDEX_ENTRY_LEN;
-    let Some(bytes) = segment.get(start as usize..(start + len) as usize) else {
+    let bytes = index_len(seal)
+        .and_then(|len| {
+            Some((
+                layout.index_offset(),
+                layout.index_offset().checked_add(len)?,
+            ))
+        })
+        .and_then(|(start, end)| {
+            segment.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)
+        });
+    let Some(bytes) = bytes else {
         return Err("index region outside the segment".into());
     };
+    decode_index_bytes(bytes, layout, binding, seal)
+}
+
+/// Bytes of the persisted index `seal` describes, unless that overflows.
+fn index_len(seal: &Seal) -> Option<u64> {
+    seal.index_count.checked_mul(INDEX_ENTRY_LEN)
+}
+
+/// Like [`decode_index`], given only the `seal.index_count * INDEX_ENTRY_LEN` bytes of the index
+/// (those at `layout.index_offset()`), for a reader that does not hold the whole segment.
+///
+/// # Errors
+///
+/// As [`decode_index`]; also if `index` does not have exactly that length.
+pub fn decode_index_bytes(
+    index: &[u8],
+    layout: &Layout,
+    binding: Binding,
+    seal: &Seal,
+) -> Result<Vec<IndexEntry>, String> {
+    if index_len(seal) != Some(index.len() as u64) {
+        return Err("persisted index length does not match the seal".into());
+    }
+    let bytes = index;
     let mut hasher = binding.hasher();
     hasher.update(bytes);
     if hasher.finalize() != seal.index_crc {
@@ -746,5 +924,49 @@ mod tests {
             let _ = locate_record(&junk, u64::MAX - 3, u64::MAX);
             let _ = decode_footer(&junk, &layout, B);
         }
+    }
+}
+
+#[cfg(test)]
+mod extreme_arguments {
+    use super::*;
+
+    /// The codec's promise: a value for every argument, never a panic or a wrapped number.
+    #[test]
+    fn extreme_arguments_give_values_not_panics() {
+        assert_eq!(record_size(u64::MAX), u64::MAX);
+        assert_eq!(record_size(5), 40);
+        let tiny = Layout {
+            size: 0,
+            index_interval: 1,
+            data_limit: 10,
+            max_index_entries: 0,
+            footer_offset: 0,
+        };
+        assert_eq!((tiny.capacity(), tiny.max_payload()), (0, 0));
+        let layout = Layout::new(16 << 10, 256).unwrap();
+        let binding = Binding {
+            log_id: 1,
+            segment_id: 1,
+        };
+        let huge = Seal {
+            first_seq: 1,
+            last_seq: 1,
+            data_end: 100,
+            index_count: u64::MAX / 4,
+            index_crc: 0,
+        };
+        let segment = vec![0u8; 16 << 10];
+        assert!(decode_index(&segment, &layout, binding, &huge).is_err());
+        assert!(decode_index_bytes(&[], &layout, binding, &huge).is_err());
+        assert!(decode_footer_bytes(&[0; 3], &layout, binding).is_err());
+        let mut header = RecordHeader::read_from_bytes(&[0u8; 32][..]).unwrap();
+        header.len = U32::new(100);
+        let loc = Located {
+            header,
+            payload_offset: u64::MAX - 10,
+            next: 0,
+        };
+        assert!(payload(&segment, &loc).is_empty());
     }
 }
