@@ -4,7 +4,9 @@
 //! 1. latency of a durable 128-byte append (SyncMode::Always), p50 and p99, next to one 128-byte
 //!    `pwrite` + `fdatasync` into a preallocated file;
 //! 2. unsynced 128-byte appends (SyncMode::Manual) in records/s;
-//! 3. time to open a 1 GiB log made of 64 MiB segments, and a 1 GiB log of one segment.
+//! 3. time to open a 1 GiB log made of 64 MiB segments, and a 1 GiB log of one segment;
+//! 4. latency of the durable append that crosses into a new segment, next to the others (64 KiB
+//!    records, 8 MiB segments).
 //!
 //! Run: `cargo run --release --example figures` (add `--quick` for a smaller, faster run).
 //! The logs are written under a temporary directory on the file system of `TMPDIR` (default /tmp).
@@ -73,6 +75,29 @@ fn durable_appends(dir: &std::path::Path, n: usize) -> Result<Vec<Duration>> {
         lat.push(t.elapsed());
     }
     Ok(lat)
+}
+
+/// Durable 64 KiB appends into 8 MiB segments: latencies of the appends that rotated (the log
+/// gained a segment) and of the others, each sorted.
+fn rotation_latency(dir: &std::path::Path, n: usize) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let store = WalStore::open(WalConfig::new(dir.join("rotation")).segment_size(8 << 20))?;
+    let w = store.writer();
+    let payload = vec![0x5au8; 64 << 10];
+    let (mut rotating, mut plain) = (Vec::new(), Vec::with_capacity(n));
+    for _ in 0..n {
+        let segments = store.stats()?.segments;
+        let t = Instant::now();
+        w.append(RecordType::Put, &payload)?;
+        let took = t.elapsed();
+        if store.stats()?.segments > segments {
+            rotating.push(took);
+        } else {
+            plain.push(took);
+        }
+    }
+    rotating.sort();
+    plain.sort();
+    Ok((rotating, plain))
 }
 
 /// Durable 128 B appends from `threads` threads at once for `per_thread` appends each: records
@@ -183,6 +208,15 @@ fn main() -> Result<()> {
 
     let rate = unsynced_rate(dir, n_fast)?;
     println!("unsynced 128 B append: {:.2} M records/s", rate / 1e6);
+
+    let (rotating, plain) = rotation_latency(dir, if quick { 400 } else { 2000 })?;
+    println!(
+        "durable 64 KiB append into 8 MiB segments: rotating p50 {:.0} us ({} appends), others p50 {:.0} us; ratio {:.2}",
+        us(percentile(&rotating, 0.5)),
+        rotating.len(),
+        us(percentile(&plain, 0.5)),
+        percentile(&rotating, 0.5).as_secs_f64() / percentile(&plain, 0.5).as_secs_f64().max(1e-12)
+    );
 
     let seg_small = if quick { 8u64 << 20 } else { 64 << 20 };
     let many = open_time(&dir.join("many"), seg_small, log_bytes, 5)?;

@@ -8,6 +8,7 @@ pub mod format;
 pub mod inspect;
 mod mmap;
 mod notify;
+mod prepare;
 mod reader;
 mod record;
 mod recovery;

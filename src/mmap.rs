@@ -51,6 +51,17 @@ impl Mapping {
         })
     }
 
+    /// Prefaults the whole mapping writable (`MADV_POPULATE_WRITE`, Linux 5.14 and later): the
+    /// page faults, and the file system's work to make each page writable, happen now instead of
+    /// at the first store into each page. Best effort: where the kernel lacks it, nothing
+    /// happens and the faults come later, as they would have anyway.
+    pub(crate) fn prefault_write(&self) {
+        #[cfg(target_os = "linux")]
+        if self.writable {
+            let _ = self.raw.advise(memmap2::Advice::PopulateWrite);
+        }
+    }
+
     /// Length of the mapping in bytes.
     pub(crate) fn len(&self) -> usize {
         self.raw.len()

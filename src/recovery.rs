@@ -189,12 +189,14 @@ pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered
 
 fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
     let mut ids = Vec::new();
+    let mut spares = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
         let name = entry.file_name();
         match name.to_str().and_then(segment::parse_name) {
             Some(DirEntryKind::Segment(id)) => ids.push(id),
+            Some(DirEntryKind::Spare(id)) => spares.push(id),
             Some(DirEntryKind::Temp(_)) if writable => {
                 let path = entry.path();
                 sys.unlink(&path)
@@ -205,6 +207,7 @@ fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
         }
     }
     ids.sort_unstable();
+    spares.sort_unstable();
     for pair in ids.windows(2) {
         if pair[1] != pair[0] + 1 {
             return Err(Error::corruption(
@@ -220,14 +223,19 @@ fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
             ));
         }
     }
+    let mut files: Vec<(u64, PathBuf)> = ids
+        .iter()
+        .map(|&id| (id, dir.join(segment::file_name(id))))
+        .collect();
+    settle_spares(dir, writable, sys, &spares, &mut files)?;
 
-    let mut views: Vec<SegmentView> = Vec::with_capacity(ids.len());
+    let mut views: Vec<SegmentView> = Vec::with_capacity(files.len());
     let mut log_id = None;
     let mut last_sealed = false;
     let mut torn_tail = None;
-    for (i, &id) in ids.iter().enumerate() {
-        let is_last = i + 1 == ids.len();
-        let seg = match Segment::open(&dir.join(segment::file_name(id)), id, writable) {
+    for (i, (id, path)) in files.iter().enumerate() {
+        let (id, is_last) = (*id, i + 1 == files.len());
+        let seg = match Segment::open(path, id, writable) {
             Ok(seg) => seg,
             // A read-only opener races with the writer's truncate_before, which deletes the
             // oldest segments in order: a segment that vanished between listing and opening
@@ -275,6 +283,110 @@ fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
         last_sealed,
         torn_tail,
     })
+}
+
+/// Resolves the spare files (see [`segment::Spare`] and FORMAT.md, "Spare segments"). A spare
+/// with a valid header is a segment whose activating rename a crash lost: it joins the log as
+/// the next segment (renamed now by a writable open). A spare without one was never used (a
+/// crash may have torn its header flush), and nothing was ever written past its header: a
+/// writable open removes it. Anything else is damage.
+fn settle_spares(
+    dir: &Path,
+    writable: bool,
+    sys: &Sys,
+    spares: &[u64],
+    files: &mut Vec<(u64, PathBuf)>,
+) -> Result<()> {
+    let mut removed = false;
+    for &id in spares {
+        let spare = dir.join(segment::spare_name(id));
+        let is_next = files.last().is_some_and(|(last, _)| id == last + 1);
+        match spare_state(&spare, writable)? {
+            SpareState::Unused => {
+                if writable {
+                    sys.unlink(&spare)
+                        .map_err(|e| Error::io("removing", &spare, e))?;
+                    removed = true;
+                }
+            }
+            SpareState::Activated if is_next && writable => {
+                let path = dir.join(segment::file_name(id));
+                sys.rename(&spare, &path)
+                    .map_err(|e| Error::io("renaming", &spare, e))?;
+                sys.sync_dir(dir)
+                    .map_err(|e| Error::io("syncing directory", dir, e))?;
+                event!(
+                    info,
+                    "{} was in use: renamed to {}",
+                    spare.display(),
+                    path.display()
+                );
+                files.push((id, path));
+            }
+            SpareState::Activated if is_next => files.push((id, spare)),
+            state => {
+                return Err(Error::corruption(
+                    spare,
+                    0,
+                    None,
+                    match state {
+                        SpareState::Activated => {
+                            "a spare segment file has a header but does not continue the log"
+                        }
+                        _ => "a spare segment file without a valid header holds data",
+                    },
+                ));
+            }
+        }
+    }
+    if removed {
+        sys.sync_dir(dir)
+            .map_err(|e| Error::io("syncing directory", dir, e))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum SpareState {
+    /// No valid header, nothing past it.
+    Unused,
+    /// A valid header (of any format version: the segment open reports a newer one).
+    Activated,
+    /// No valid header, but bytes past it.
+    Damaged,
+}
+
+/// What the spare file at `path` is. Only a writable open, which removes an unused spare, reads
+/// more than its header to make sure nothing was written past it.
+fn spare_state(path: &Path, writable: bool) -> Result<SpareState> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    let mut header = Vec::with_capacity(format::SEGMENT_HEADER_LEN as usize);
+    (&mut file)
+        .take(format::SEGMENT_HEADER_LEN)
+        .read_to_end(&mut header)
+        .map_err(|e| Error::io("reading", path, e))?;
+    if matches!(
+        format::decode_segment_header(&header),
+        Ok(_) | Err(format::HeaderError::UnsupportedVersion(_))
+    ) {
+        return Ok(SpareState::Activated);
+    }
+    if !writable {
+        return Ok(SpareState::Unused);
+    }
+    let map = crate::mmap::Mapping::read_only(&file).map_err(|e| Error::io("mapping", path, e))?;
+    let bytes = map.stable_range(0, map.len()).unwrap_or(&[]);
+    let past_header = bytes.get(header.len()..).unwrap_or(&[]);
+    Ok(
+        if header.len() as u64 == format::SEGMENT_HEADER_LEN
+            && last_nonzero_byte(past_header).is_none()
+        {
+            SpareState::Unused
+        } else {
+            SpareState::Damaged
+        },
+    )
 }
 
 /// How often a read-only opener rescans a segment whose bytes changed while it looked at them.

@@ -25,6 +25,7 @@ const SEGMENT_SUFFIX: &str = ".seg";
 pub(crate) const ALLOCATING: &str = "allocating";
 pub(crate) const CREATING: &str = "creating";
 const TEMP_SUFFIX: &str = ".seg.tmp";
+const SPARE_SUFFIX: &str = ".spare";
 /// Most index entries reserved ahead per segment: 1 MiB, enough for the default geometry
 /// (64 MiB segments, an entry per 4 KiB: 16,386 entries, 256 KiB).
 const INDEX_RESERVE_MAX: usize = 65_536;
@@ -38,29 +39,140 @@ fn temp_name(id: u64) -> String {
     format!("{id:020}{TEMP_SUFFIX}")
 }
 
+/// The file name of the spare made ahead of need to become segment `id` (see [`Spare`]).
+pub(crate) fn spare_name(id: u64) -> String {
+    format!("{id:020}{SPARE_SUFFIX}")
+}
+
 /// What a directory entry's name says it is.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum DirEntryKind {
     Segment(u64),
     Temp(u64),
+    Spare(u64),
 }
 
-/// Parses a name made by [`file_name`] (or the temporary name used while creating one).
+/// Parses a name made by [`file_name`], [`spare_name`] or the temporary name used while
+/// creating either.
 pub(crate) fn parse_name(name: &str) -> Option<DirEntryKind> {
-    let (digits, temp) = if let Some(d) = name.strip_suffix(TEMP_SUFFIX) {
-        (d, true)
-    } else {
-        (name.strip_suffix(SEGMENT_SUFFIX)?, false)
-    };
+    let (digits, kind): (&str, fn(u64) -> DirEntryKind) =
+        if let Some(d) = name.strip_suffix(TEMP_SUFFIX) {
+            (d, DirEntryKind::Temp)
+        } else if let Some(d) = name.strip_suffix(SPARE_SUFFIX) {
+            (d, DirEntryKind::Spare)
+        } else {
+            (name.strip_suffix(SEGMENT_SUFFIX)?, DirEntryKind::Segment)
+        };
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let id = digits.parse().ok()?;
-    Some(if temp {
-        DirEntryKind::Temp(id)
-    } else {
-        DirEntryKind::Segment(id)
-    })
+    Some(kind(digits.parse().ok()?))
+}
+
+/// A file made ahead of need to become the next segment: allocated and synced, under its spare
+/// name, all zero. The writer turns it into a segment at rotation ([`Spare::activate`]) with a
+/// header flush and a rename: no file creation, allocation, file sync or directory sync on the
+/// append path.
+///
+/// Recovery tells the states apart (FORMAT.md, "Spare segments"): a spare without a valid header
+/// was never used (and has nothing past its header); a spare with a valid header lost only its
+/// activating rename, and is the log's next segment.
+#[derive(Debug)]
+pub(crate) struct Spare {
+    pub(crate) id: u64,
+    path: PathBuf,
+    file: File,
+    map: Mapping,
+    layout: Layout,
+}
+
+impl Spare {
+    /// Creates spare `id` in `dir`: temporary name, blocks allocated, synced, renamed to its
+    /// spare name, directory synced, mapped.
+    pub(crate) fn create(sys: &Sys, dir: &Path, id: u64, layout: Layout) -> Result<Spare> {
+        let temp = dir.join(temp_name(id));
+        let path = dir.join(spare_name(id));
+        let made = (|| {
+            let file = allocated_temp(sys, &temp, layout.size)?;
+            sys.sync_file(&file, &temp)
+                .map_err(io_err("syncing", &temp))?;
+            sys.rename(&temp, &path)
+                .map_err(io_err("renaming", &temp))?;
+            sys.sync_dir(dir)
+                .map_err(io_err("syncing directory", dir))?;
+            let map = Mapping::read_write(&file).map_err(io_err("mapping", &path))?;
+            // The first store into each page of a fresh segment costs a page fault and, for
+            // blocks that are allocated but never written, the file system's conversion work:
+            // measured at 2 ms for the header write of an 8 MiB segment. Done here, off the
+            // append path.
+            map.prefault_write();
+            Ok(Spare {
+                id,
+                path: path.clone(),
+                file,
+                map,
+                layout,
+            })
+        })();
+        if made.is_err() {
+            // Best effort: leftovers are removed by the next open.
+            let _ = std::fs::remove_file(&temp);
+        }
+        made
+    }
+
+    /// Removes the unused spare. Best effort, and not a durability call (it bypasses the fault
+    /// seam): a spare left behind holds nothing, and the next open removes it.
+    pub(crate) fn discard(self) {
+        drop(self.map);
+        let _ = std::fs::remove_file(&self.path);
+    }
+
+    /// Makes the spare segment `self.id` of log `log_id`, starting at `base_seq`: writes its
+    /// header, flushes it, then renames the file to its segment name. A file with a segment name
+    /// therefore always has a durable header; a crash before the rename leaves a spare with a
+    /// header, which recovery recognises (see [`Spare`]).
+    pub(crate) fn activate(
+        self,
+        sys: &Sys,
+        dir: &Path,
+        log_id: u64,
+        base_seq: u64,
+    ) -> Result<Segment> {
+        let path = dir.join(file_name(self.id));
+        let header = format::encode_segment_header(&self.layout, log_id, self.id, base_seq);
+        let header_len = header.as_bytes().len();
+        self.map
+            .write(0, header.as_bytes())
+            .map_err(io_err("writing the header of", &self.path))?;
+        sys.flush(&self.map, &self.file, &self.path, 0, header_len)
+            .map_err(io_err("flushing the header of", &self.path))?;
+        sys.rename(&self.path, &path)
+            .map_err(io_err("renaming", &self.path))?;
+        Ok(Segment::new(
+            self.id,
+            path,
+            self.file,
+            self.map,
+            self.layout,
+            log_id,
+            base_seq,
+        ))
+    }
+}
+
+/// Creates (or empties) `temp` and allocates `len` bytes of real blocks to it.
+fn allocated_temp(sys: &Sys, temp: &Path, len: u64) -> Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(temp)
+        .map_err(io_err(CREATING, temp))?;
+    sys.allocate(&file, temp, len)
+        .map_err(io_err(ALLOCATING, temp))?;
+    Ok(file)
 }
 
 /// The sparse index of a segment: built in memory while the segment is written or scanned, or
@@ -124,15 +236,7 @@ impl Segment {
         base_seq: u64,
         layout: Layout,
     ) -> Result<Segment> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(temp)
-            .map_err(io_err(CREATING, temp))?;
-        sys.allocate(&file, temp, layout.size)
-            .map_err(io_err(ALLOCATING, temp))?;
+        let mut file = allocated_temp(sys, temp, layout.size)?;
         let header = format::encode_segment_header(&layout, log_id, id, base_seq);
         file.seek(SeekFrom::Start(0))
             .and_then(|_| file.write_all(header.as_bytes()))
@@ -143,9 +247,30 @@ impl Segment {
         sys.sync_dir(dir)
             .map_err(io_err("syncing directory", dir))?;
         let map = Mapping::read_write(&file).map_err(io_err("mapping", path))?;
-        Ok(Segment {
+        Ok(Segment::new(
             id,
-            path: path.to_path_buf(),
+            path.to_path_buf(),
+            file,
+            map,
+            layout,
+            log_id,
+            base_seq,
+        ))
+    }
+
+    /// A new, empty segment of log `log_id` whose header is written (not necessarily synced).
+    fn new(
+        id: u64,
+        path: PathBuf,
+        file: File,
+        map: Mapping,
+        layout: Layout,
+        log_id: u64,
+        base_seq: u64,
+    ) -> Segment {
+        Segment {
+            id,
+            path,
             file,
             map,
             layout,
@@ -158,7 +283,7 @@ impl Segment {
                 &layout,
                 Vec::new(),
             ))),
-        })
+        }
     }
 
     /// `entries` with room for every entry the segment can get, reserved up front so that
@@ -281,7 +406,7 @@ impl Segment {
             self.map
                 .write(self.layout.footer_offset as usize, footer.as_bytes())?;
             let len = self.layout.size as usize - index_offset;
-            sys.flush(&self.map, &self.file, &self.path, index_offset, len)
+            sys.seal(&self.map, &self.file, &self.path, index_offset, len)
         };
         write().map_err(io_err("sealing", &self.path))
     }
@@ -419,6 +544,7 @@ mod tests {
         for id in [0, 1, 42, u64::MAX] {
             assert_eq!(parse_name(&file_name(id)), Some(DirEntryKind::Segment(id)));
             assert_eq!(parse_name(&temp_name(id)), Some(DirEntryKind::Temp(id)));
+            assert_eq!(parse_name(&spare_name(id)), Some(DirEntryKind::Spare(id)));
         }
         assert_eq!(file_name(7), "00000000000000000007.seg");
         for bad in [
@@ -426,6 +552,7 @@ mod tests {
             "7.seg",
             "0000000000000000000x.seg",
             "00000000000000000007.segx",
+            "00000000000000000007.spare.tmp",
         ] {
             assert_eq!(parse_name(bad), None, "{bad}");
         }

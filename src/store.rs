@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::events::event;
 use crate::format::Layout;
 use crate::notify::Publication;
+use crate::prepare::Preparer;
 use crate::reader::WalReader;
 use crate::recovery::{self, TornTail};
 use crate::segment::{Segment, SegmentView};
@@ -54,6 +55,9 @@ pub(crate) struct Shared {
     pub(crate) published: RwLock<Published>,
     /// Wakes readers waiting for new records ([`WalReader::wait_for`]).
     pub(crate) publication: Publication,
+    /// Keeps the next segment ready and seals full ones in the background. Declared before
+    /// `_lock`: fields drop in order, and the thread must be gone before the lock is released.
+    pub(crate) preparer: Preparer,
     /// Holds the exclusive lock for as long as any handle lives.
     _lock: File,
 }
@@ -90,8 +94,10 @@ impl Shared {
 /// An open log directory: the exclusive writer lock, the recovered segments, and the factory of
 /// [`WalWriter`]s and [`WalReader`]s.
 ///
-/// Dropping the store does not close the log while writers or readers made from it are alive;
-/// the lock is released when the last of them is dropped.
+/// Dropping the store does not close the log while writers made from it are alive: the lock is
+/// released when the store and its last writer are dropped (readers do not keep it). Closing also
+/// stops the store's background thread (which prepares the next segment and seals full ones)
+/// after its pending work.
 #[derive(Clone, Debug)]
 pub struct WalStore {
     shared: Arc<Shared>,
@@ -151,6 +157,8 @@ impl WalStore {
             views.first().unwrap_or(&active).first_seq
         );
         let writer = WriterState::resume(&active, last_sealed);
+        let preparer = Preparer::start(dir.clone(), layout, sys.clone())?;
+        preparer.want_spare(active.seg.id + 1);
         let shared = Shared {
             dir,
             config,
@@ -164,6 +172,7 @@ impl WalStore {
                 active,
             }),
             publication: Publication::default(),
+            preparer,
             _lock: lock,
         };
         Ok(WalStore {
@@ -229,6 +238,14 @@ impl WalStore {
             .map(|v| v.next_seq - 1)
     }
 
+    /// Test-only (feature `fault-injection`): waits until the background preparer is idle, so
+    /// that a test can count system calls without racing it.
+    #[cfg(feature = "fault-injection")]
+    #[doc(hidden)]
+    pub fn settle_background(&self) {
+        self.shared.preparer.settle();
+    }
+
     /// What the store has done since it was opened, and the log's extent now (see [`Stats`]).
     ///
     /// # Errors
@@ -271,6 +288,8 @@ impl WalStore {
         if doomed == 0 {
             return Ok(0);
         }
+        // No seal may be written into a file after it is deleted.
+        shared.preparer.settle();
         // Oldest first, each deletion made durable before the next: the order in which a file
         // system persists unlinks that share one directory fsync is not promised, and a crash
         // that kept a younger segment's deletion but lost an older one's would leave a hole in

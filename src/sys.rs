@@ -27,18 +27,22 @@ pub enum SysOp {
     SyncDir,
     /// unlink of a segment file.
     Unlink,
+    /// msync of a full segment's index and footer when it is sealed (in the background after a
+    /// rotation, or by recovery). Its own kind because it runs beside the writer's flushes.
+    Seal,
 }
 
 impl SysOp {
     /// Every kind, in a fixed order.
     #[cfg(feature = "fault-injection")]
-    pub const ALL: [SysOp; 6] = [
+    pub const ALL: [SysOp; 7] = [
         SysOp::Flush,
         SysOp::SyncFile,
         SysOp::Allocate,
         SysOp::Rename,
         SysOp::SyncDir,
         SysOp::Unlink,
+        SysOp::Seal,
     ];
 
     #[cfg(feature = "fault-injection")]
@@ -71,7 +75,7 @@ pub type Observer = Box<dyn Fn(&SysCall<'_>) + Send + Sync>;
 #[cfg(feature = "fault-injection")]
 #[derive(Default)]
 pub struct FaultPlan {
-    calls: [std::sync::atomic::AtomicU64; 6],
+    calls: [std::sync::atomic::AtomicU64; 7],
     fail_at: std::sync::Mutex<Vec<(SysOp, u64, io::ErrorKind)>>,
     observer: std::sync::RwLock<Option<Observer>>,
 }
@@ -197,8 +201,32 @@ impl Sys {
         offset: usize,
         len: usize,
     ) -> io::Result<()> {
+        self.flush_as(SysOp::Flush, map, _file, path, offset, len)
+    }
+
+    /// Makes the mapped bytes `offset..offset + len` of a segment being sealed durable.
+    pub(crate) fn seal(
+        &self,
+        map: &Mapping,
+        file: &File,
+        path: &Path,
+        offset: usize,
+        len: usize,
+    ) -> io::Result<()> {
+        self.flush_as(SysOp::Seal, map, file, path, offset, len)
+    }
+
+    fn flush_as(
+        &self,
+        op: SysOp,
+        map: &Mapping,
+        _file: &File,
+        path: &Path,
+        offset: usize,
+        len: usize,
+    ) -> io::Result<()> {
         let range = Some((offset as u64, len as u64));
-        self.run(SysOp::Flush, path, None, range, || {
+        self.run(op, path, None, range, || {
             map.flush_range(offset, len)?;
             // On Apple systems msync hands the pages to the drive without flushing its cache;
             // std's sync_all issues F_FULLFSYNC, which does.

@@ -398,32 +398,51 @@ impl WalWriter {
         }
     }
 
-    /// Seals the active segment and continues in a new one. Everything in the old segment is
-    /// flushed first, so the existence of a newer segment proves the older one complete.
+    /// Continues in a new segment; the old one is sealed in the background. Everything in the
+    /// old segment is flushed first, so the existence of a newer segment proves the older one
+    /// complete.
+    ///
+    /// The new segment is the spare the preparer made ahead of need: given its header (one small
+    /// flush) and renamed here. Only when no spare is ready is the segment created here,
+    /// synchronously.
     fn rotate(&self, st: &mut WriterState) -> Result<()> {
         self.flush_locked(st)?;
         let shared = &self.shared;
         let old = st.active.clone();
-        let new = match Segment::create(
-            &shared.sys,
-            &shared.dir,
-            old.id + 1,
-            shared.log_id,
-            st.next_seq,
-            shared.layout,
-        ) {
-            Ok(seg) => Arc::new(seg),
-            // A full disk while preparing a segment that is not part of the log yet loses
-            // nothing: report it and let the application retry once space is freed.
-            Err(e @ Error::Io { .. }) if is_storage_full(&e) => return Err(e),
+        let id = old.id + 1;
+        let spare = match shared.preparer.take_spare(id) {
+            Ok(spare) => spare,
+            // The preparer's failure, reported as the writer's own (see `prepare`).
+            Err(e) if is_storage_full(&e) => return Err(e),
             Err(e) => return Err(st.poison(e)),
         };
-        if !st.active_sealed
-            && st.next_seq > old.base_seq
-            && let Err(e) = old.seal(&shared.sys, old.base_seq, st.next_seq - 1, st.write_off)
-        {
-            return Err(st.poison(e));
+        let new = match spare {
+            Some(spare) => spare
+                .activate(&shared.sys, &shared.dir, shared.log_id, st.next_seq)
+                .map(Arc::new)
+                .map_err(|e| st.poison(e))?,
+            None => match Segment::create(
+                &shared.sys,
+                &shared.dir,
+                id,
+                shared.log_id,
+                st.next_seq,
+                shared.layout,
+            ) {
+                Ok(seg) => Arc::new(seg),
+                // A full disk while preparing a segment that is not part of the log yet loses
+                // nothing: report it and let the application retry once space is freed.
+                Err(e @ Error::Io { .. }) if is_storage_full(&e) => return Err(e),
+                Err(e) => return Err(st.poison(e)),
+            },
+        };
+        if !st.active_sealed && st.next_seq > old.base_seq {
+            let first = old.base_seq;
+            shared
+                .preparer
+                .seal(old, first, st.next_seq - 1, st.write_off);
         }
+        shared.preparer.want_spare(id + 1);
         let start = new.layout.data_start();
         {
             let mut p = shared.write_published()?;

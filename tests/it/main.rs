@@ -19,6 +19,7 @@ mod regressions;
 mod reopen;
 mod roundtrip;
 mod smoke;
+mod spares;
 mod stats;
 mod tailing;
 mod truncate;

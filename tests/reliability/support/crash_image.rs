@@ -257,7 +257,7 @@ impl DurableState {
     /// A durability call is about to be made: learn about creates that happened before it (so
     /// that they are ordered before the call's own directory operation).
     pub fn before(&mut self, call: &SysCall<'_>) -> io::Result<()> {
-        if call.op != SysOp::Flush {
+        if !matches!(call.op, SysOp::Flush | SysOp::Seal) {
             self.resync()?;
         }
         Ok(())
@@ -280,7 +280,7 @@ impl DurableState {
             return Ok(());
         }
         match call.op {
-            SysOp::Flush => {
+            SysOp::Flush | SysOp::Seal => {
                 if let Some((id, name)) = self.inode_at(call.path)? {
                     self.read_current(id, &name)?;
                     let (offset, len) = call.range.unwrap_or((0, u64::MAX / 2));
@@ -582,8 +582,8 @@ pub fn describe(call: &SysCall<'_>) -> String {
     let name = |p: &Path| name_of(p).unwrap_or_else(|| p.display().to_string());
     match (call.op, call.to, call.range) {
         (SysOp::Rename, Some(to), _) => format!("Rename {} -> {}", name(call.path), name(to)),
-        (SysOp::Flush, _, Some((off, len))) => {
-            format!("Flush {} {off}+{len}", name(call.path))
+        (op @ (SysOp::Flush | SysOp::Seal), _, Some((off, len))) => {
+            format!("{op:?} {} {off}+{len}", name(call.path))
         }
         (op, _, _) => format!("{op:?} {}", name(call.path)),
     }
