@@ -51,15 +51,21 @@ impl Mapping {
         })
     }
 
-    /// Prefaults the whole mapping writable (`MADV_POPULATE_WRITE`, Linux 5.14 and later): the
-    /// page faults, and the file system's work to make each page writable, happen now instead of
-    /// at the first store into each page. Best effort: where the kernel lacks it, nothing
-    /// happens and the faults come later, as they would have anyway.
-    pub(crate) fn prefault_write(&self) {
+    /// Prefaults the first `len` bytes of the mapping writable (`MADV_POPULATE_WRITE`, Linux
+    /// 5.14 and later): the page faults, and the file system's work to make each page writable,
+    /// happen now instead of at the first store into each page. The pages become dirty (zeros
+    /// the kernel writes back), so this is for a bounded prefix only. Best effort: where the
+    /// kernel lacks it, nothing happens and the faults come later, as they would have anyway.
+    pub(crate) fn prefault_write(&self, len: usize) {
         #[cfg(target_os = "linux")]
         if self.writable {
-            let _ = self.raw.advise(memmap2::Advice::PopulateWrite);
+            let len = len.min(self.raw.len());
+            let _ = self
+                .raw
+                .advise_range(memmap2::Advice::PopulateWrite, 0, len);
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = len;
     }
 
     /// Length of the mapping in bytes.

@@ -19,7 +19,7 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -198,18 +198,42 @@ impl DurableState {
             .filter(|n| !seen.contains_key(*n))
             .cloned()
             .collect();
+        // A rename another thread has made but whose observer call has not run yet (the store's
+        // background thread renames spares): the file is gone under its old name and present,
+        // with the same inode, under its new one. It is that rename, not an unlink and a create
+        // (a create would forget what of the file was durable).
+        let new_inos: BTreeSet<u64> = seen
+            .iter()
+            .filter(|(name, _)| !self.current_ns.contains_key(*name))
+            .map(|(_, &ino)| ino)
+            .collect();
+        let mut renamed: BTreeMap<u64, (String, usize)> = BTreeMap::new();
         for name in gone {
             if let Some(id) = self.current_ns.remove(&name) {
-                self.pending.push(NsOp::Unlink(name, id));
+                let ino = self.inodes[id].ino;
+                if new_inos.contains(&ino) {
+                    renamed.insert(ino, (name, id));
+                } else {
+                    self.pending.push(NsOp::Unlink(name, id));
+                }
             }
         }
         for (name, ino) in seen {
             let known = self.current_ns.get(&name).copied();
             let id = match known {
                 Some(id) if self.inodes[id].ino == ino => id,
+                None if renamed.contains_key(&ino) => {
+                    let (from, id) = renamed.remove(&ino).unwrap_or_default();
+                    self.current_ns.insert(name.clone(), id);
+                    self.pending.push(NsOp::Rename(from, name.clone(), id));
+                    id
+                }
                 _ => self.create(&name, ino),
             };
             self.read_current(id, &name)?;
+        }
+        for (_, (name, id)) in renamed {
+            self.pending.push(NsOp::Unlink(name, id));
         }
         Ok(())
     }
