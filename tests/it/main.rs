@@ -9,6 +9,7 @@ mod errors;
 mod events;
 #[cfg(feature = "fault-injection")]
 mod group_commit;
+mod inspect;
 mod locking;
 mod model;
 #[cfg(feature = "fault-injection")]
