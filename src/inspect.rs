@@ -25,6 +25,8 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let store = WalStore::open(WalConfig::new(dir.path()))?;
 //! store.writer().append(RecordType::Put, b"hello")?;
+//! // (While a store is open, `segments()` also lists the spare it keeps ready.)
+//! drop(store);
 //!
 //! let log = inspect::Log::open(dir.path())?;
 //! assert_eq!(log.segments().len(), 1);
