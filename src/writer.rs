@@ -14,7 +14,7 @@
 use std::io;
 use std::ops::RangeInclusive;
 use std::sync::{Arc, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
@@ -306,31 +306,33 @@ impl WalWriter {
                 st = self.shared.wait_durable(st)?;
                 continue;
             }
-            let seg = st.active.clone();
-            let (start, end, upto) = (st.durable_off, st.write_off, st.next_seq);
+            let pending = Pending::of(&st);
             st.flushing = true;
             drop(st);
-            let began = Instant::now();
-            let flushed = self.shared.sys.flush(
-                &seg.map,
-                &seg.file,
-                &seg.path,
-                start as usize,
-                (end - start) as usize,
-            );
-            let took = began.elapsed();
+            let (flushed, took) = pending.flush(&self.shared);
             st = self.shared.lock_writer()?;
             st.flushing = false;
-            st.counters.record_flush(took);
-            let outcome = match flushed {
-                Ok(()) => self.publish_durable(&mut st, end, upto),
-                Err(e) => Err(st.poison(Error::io("flushing", &seg.path, e))),
-            };
-            // Wake the followers whatever happened: to return, to lead the next flush, or to
-            // find the writer poisoned.
-            self.shared.durable.notify_all();
-            outcome?;
+            self.finish_flush(&mut st, &pending, flushed, took)?;
         }
+    }
+
+    /// Records the end of `pending`'s flush: counts it, publishes the records or poisons the
+    /// writer, and wakes the followers whatever happened (to return, to lead the next flush, or
+    /// to find the writer poisoned).
+    fn finish_flush(
+        &self,
+        st: &mut WriterState,
+        pending: &Pending,
+        flushed: io::Result<()>,
+        took: Duration,
+    ) -> Result<()> {
+        st.counters.record_flush(took);
+        let outcome = match flushed {
+            Ok(()) => self.publish_durable(st, pending.end, pending.upto),
+            Err(e) => Err(st.poison(Error::io("flushing", &pending.seg.path, e))),
+        };
+        self.shared.durable.notify_all();
+        outcome
     }
 
     /// Marks the active segment durable up to `end` (sequence `upto`) and shows it to readers.
@@ -352,23 +354,9 @@ impl WalWriter {
         if st.write_off == st.durable_off {
             return Ok(());
         }
-        let seg = st.active.clone();
-        let (start, end, upto) = (st.durable_off, st.write_off, st.next_seq);
-        let began = Instant::now();
-        let flushed = self.shared.sys.flush(
-            &seg.map,
-            &seg.file,
-            &seg.path,
-            start as usize,
-            (end - start) as usize,
-        );
-        st.counters.record_flush(began.elapsed());
-        let outcome = match flushed {
-            Ok(()) => self.publish_durable(st, end, upto),
-            Err(e) => Err(st.poison(Error::io("flushing", &seg.path, e))),
-        };
-        self.shared.durable.notify_all();
-        outcome
+        let pending = Pending::of(st);
+        let (flushed, took) = pending.flush(&self.shared);
+        self.finish_flush(st, &pending, flushed, took)
     }
 
     /// Rotates to a new segment if `need` bytes do not fit in the active one, first waiting for
@@ -470,6 +458,39 @@ impl WalWriter {
             st.next_seq
         );
         Ok(())
+    }
+}
+
+/// The bytes of the active segment written but not yet known durable, and the sequence number
+/// that follows them.
+struct Pending {
+    seg: Arc<Segment>,
+    start: u64,
+    end: u64,
+    upto: u64,
+}
+
+impl Pending {
+    fn of(st: &WriterState) -> Pending {
+        Pending {
+            seg: st.active.clone(),
+            start: st.durable_off,
+            end: st.write_off,
+            upto: st.next_seq,
+        }
+    }
+
+    /// Flushes the bytes (with or without the writer mutex held) and says how long it took.
+    fn flush(&self, shared: &Shared) -> (io::Result<()>, Duration) {
+        let began = Instant::now();
+        let flushed = shared.sys.flush(
+            &self.seg.map,
+            &self.seg.file,
+            &self.seg.path,
+            self.start as usize,
+            (self.end - self.start) as usize,
+        );
+        (flushed, began.elapsed())
     }
 }
 

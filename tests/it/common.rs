@@ -414,3 +414,15 @@ pub fn room_left(dir: &Path) -> u64 {
         .map_or(layout.data_start(), Extent::padded_end);
     layout.data_limit - end
 }
+
+/// Writes `len` bytes of `byte` just past the last record of the newest segment of the closed
+/// log in `dir` (a torn record where the next header would start); returns their offset.
+pub fn garbage_after_last_record(dir: &Path, len: usize, byte: u8) -> u64 {
+    let last = segment_paths(dir).pop().expect("a segment");
+    let end = record_extents(&last)
+        .last()
+        .expect("a record in the newest segment")
+        .padded_end();
+    patch_file(&last, |b| b[end as usize..end as usize + len].fill(byte));
+    end
+}

@@ -1,12 +1,11 @@
 //! The `log` feature: recovery, rotation and truncation events reach the application's logger.
 
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::{Mutex, OnceLock};
 
 use log::{Level, Log, Metadata, Record};
 use softadastra_wal::{RecordType, WalStore};
 
-use crate::common::{small_config, tempdir};
+use crate::common::{garbage_after_last_record, small_config, tempdir};
 
 /// Keeps every event of the crate; tests pick theirs by their directory's path.
 struct Capture(Mutex<Vec<(Level, String)>>);
@@ -73,23 +72,7 @@ fn open_rotation_truncation_and_a_torn_tail_are_logged() {
     assert!(count(Level::Info, "rotated to segment") >= 3, "{events:?}");
     assert_eq!(count(Level::Info, "truncate_before(100) deleted"), 1);
 
-    let last = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .max()
-        .unwrap();
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&last)
-        .unwrap();
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).unwrap();
-    let end = (bytes.iter().rposition(|&b| b != 0).unwrap() as u64 + 1).next_multiple_of(8);
-    file.seek(SeekFrom::Start(end)).unwrap();
-    file.write_all(&[0x5A; 16]).unwrap();
-    drop(file);
+    let end = garbage_after_last_record(dir.path(), 16, 0x5A);
     let _store = WalStore::open(small_config(dir.path())).unwrap();
     let events = events_about(dir.path());
     let torn: Vec<_> = events

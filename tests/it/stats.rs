@@ -1,10 +1,8 @@
 //! `WalStore::stats`: counters since open and the log's extent.
 
-use std::io::{Read, Seek, SeekFrom, Write};
-
 use softadastra_wal::{RecordType, SyncMode, WalStore};
 
-use crate::common::{small_config, tempdir};
+use crate::common::{garbage_after_last_record, small_config, tempdir};
 
 #[test]
 fn counters_follow_appends_batches_flushes_and_rotations() {
@@ -90,27 +88,10 @@ fn reopening_reports_recovered_records_and_the_cut_tail() {
         (s.recovered_records, s.truncated_bytes, s.appends),
         (40, 0, 0)
     );
-    let last_file = std::fs::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .max()
-        .unwrap();
     drop(clean);
 
     // A torn record after the last one: garbage where its header would start.
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&last_file)
-        .unwrap();
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).unwrap();
-    let end = bytes.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
-    let end = end.next_multiple_of(8);
-    file.seek(SeekFrom::Start(end)).unwrap();
-    file.write_all(&[0xA5; 24]).unwrap();
-    drop(file);
+    garbage_after_last_record(dir.path(), 24, 0xA5);
 
     let torn = WalStore::open(small_config(dir.path())).unwrap();
     let s = torn.stats().unwrap();
