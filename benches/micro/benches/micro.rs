@@ -1,6 +1,6 @@
 //! Criterion micro-benchmarks of the four hot operations: append (unsynced and durable), random
-//! `get`, full iteration and open. `cargo bench --bench micro`. The side-by-side comparison with
-//! floors and peers is `benches/compare/` (see README, "Performance").
+//! `get`, full iteration and open. `cargo bench -p softadastra-wal-micro`. The side-by-side
+//! comparison with floors and peers is `benches/compare/` (see README, "Performance").
 
 use std::hint::black_box;
 use std::path::Path;
