@@ -25,8 +25,8 @@
 //! default 64):
 //!
 //! ```text
-//! cargo run --release --example async
-//! cargo run --release --example async -- 500
+//! cargo run --release -p softadastra-wal-async-example
+//! cargo run --release -p softadastra-wal-async-example -- 500
 //! ```
 
 use std::sync::Arc;
