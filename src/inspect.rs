@@ -49,7 +49,6 @@ mod detail;
 mod dir;
 mod entries;
 mod get;
-mod io;
 mod lock;
 mod verify;
 mod walk;
@@ -243,7 +242,7 @@ impl Log {
     #[must_use]
     pub fn first_seq(&self) -> Option<u64> {
         self.open_segments().find_map(|(seg, plan)| {
-            let (first, next, _) = plan.extent(seg);
+            let (first, next, _) = seg.extent(plan);
             (next > first).then_some(first)
         })
     }
@@ -253,7 +252,7 @@ impl Log {
     pub fn last_seq(&self) -> Option<u64> {
         let mut last = None;
         for (seg, plan) in self.open_segments() {
-            let (first, next, _) = plan.extent(seg);
+            let (first, next, _) = seg.extent(plan);
             if next > first {
                 last = Some(next - 1);
             }

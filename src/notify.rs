@@ -1,4 +1,4 @@
-//! [`Publication`]: lets readers in the writer's process sleep until new records are published,
+//! [`Wakeup`]: lets readers in the writer's process sleep until new records are published,
 //! without polling and without costing the writer a system call when nobody waits.
 
 use std::sync::atomic::{AtomicUsize, Ordering, fence};
@@ -9,7 +9,7 @@ use crate::error::Result;
 
 /// Signalled by the writer each time it publishes records to readers.
 #[derive(Debug, Default)]
-pub(crate) struct Publication {
+pub(crate) struct Wakeup {
     /// Readers currently inside [`wait_until`](Self::wait_until). The writer takes the lock and
     /// wakes them only when this is non-zero: a condition variable's notify is a system call
     /// even with no waiter, and the writer publishes at every flush.
@@ -18,7 +18,7 @@ pub(crate) struct Publication {
     cv: Condvar,
 }
 
-impl Publication {
+impl Wakeup {
     /// Called by the writer after it changed what readers see.
     pub(crate) fn notify(&self) {
         // Pairs with the fence in `wait_until`: either the waiter's check sees what was just
@@ -81,7 +81,7 @@ mod tests {
 
     #[test]
     fn a_waiter_wakes_when_the_value_is_published() {
-        let p = Arc::new(Publication::default());
+        let p = Arc::new(Wakeup::default());
         let value = Arc::new(AtomicU64::new(0));
         let (p2, v2) = (p.clone(), value.clone());
         let waiter = std::thread::spawn(move || {
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn a_waiter_gives_up_at_its_deadline() {
-        let p = Publication::default();
+        let p = Wakeup::default();
         let start = Instant::now();
         let got = p.wait_until(|| Ok(false), start + Duration::from_millis(20));
         assert!(matches!(got, Ok(false)));

@@ -19,7 +19,8 @@ use std::thread::JoinHandle;
 use crate::error::{Error, Result};
 use crate::events::event;
 use crate::format::Layout;
-use crate::segment::{Segment, Spare};
+use crate::segment::Segment;
+use crate::segment::create::Spare;
 use crate::sys::Sys;
 
 /// A segment to seal: its records `first..=last` end at `data_end` and are durable.
@@ -32,7 +33,7 @@ struct SealJob {
 }
 
 #[derive(Debug)]
-enum SpareState {
+enum SpareSlot {
     /// Nothing asked for (or the last one was taken and no new one requested yet).
     None,
     /// Asked for, not started.
@@ -44,7 +45,7 @@ enum SpareState {
 
 #[derive(Debug)]
 struct State {
-    spare: SpareState,
+    spare: SpareSlot,
     seals: Vec<SealJob>,
     /// A seal is being written by the thread.
     sealing: bool,
@@ -57,7 +58,7 @@ impl State {
     fn idle(&self) -> bool {
         self.seals.is_empty()
             && !self.sealing
-            && matches!(self.spare, SpareState::None | SpareState::Ready(_))
+            && matches!(self.spare, SpareSlot::None | SpareSlot::Ready(_))
     }
 }
 
@@ -87,7 +88,7 @@ impl Preparer {
             layout,
             sys,
             state: Mutex::new(State {
-                spare: SpareState::None,
+                spare: SpareSlot::None,
                 seals: Vec::new(),
                 sealing: false,
                 failure: None,
@@ -109,8 +110,8 @@ impl Preparer {
     /// Asks for the spare that will become segment `id`.
     pub(crate) fn want_spare(&self, id: u64) {
         let mut st = self.inner.lock();
-        if matches!(st.spare, SpareState::None) {
-            st.spare = SpareState::Wanted(id);
+        if matches!(st.spare, SpareSlot::None) {
+            st.spare = SpareSlot::Wanted(id);
             self.inner.changed.notify_all();
         }
     }
@@ -138,8 +139,8 @@ impl Preparer {
         if let Some(e) = st.failure.take() {
             return Err(e);
         }
-        match std::mem::replace(&mut st.spare, SpareState::None) {
-            SpareState::Ready(spare) if spare.id == id => Ok(Some(spare)),
+        match std::mem::replace(&mut st.spare, SpareSlot::None) {
+            SpareSlot::Ready(spare) if spare.id() == id => Ok(Some(spare)),
             // Ids only grow, one rotation at a time, so another id cannot happen; should it, the
             // file stays until the store closes or the next open removes it.
             other => {
@@ -174,8 +175,8 @@ impl Drop for Preparer {
         }
         // An unused spare is removed, not to leave a file behind a closed log (after a crash it
         // stays, and the next open removes it).
-        if let SpareState::Ready(spare) =
-            std::mem::replace(&mut self.inner.lock().spare, SpareState::None)
+        if let SpareSlot::Ready(spare) =
+            std::mem::replace(&mut self.inner.lock().spare, SpareSlot::None)
         {
             spare.discard();
         }
@@ -205,21 +206,21 @@ impl Inner {
                 st = self.lock();
                 st.sealing = false;
                 if let Err(e) = sealed {
-                    event!(error, "sealing {} failed: {e}", job.seg.path.display());
+                    event!(error, "sealing {} failed: {e}", job.seg.path().display());
                     st.failure.get_or_insert(e);
                 }
                 self.changed.notify_all();
-            } else if let SpareState::Wanted(id) = st.spare {
-                st.spare = SpareState::Making;
+            } else if let SpareSlot::Wanted(id) = st.spare {
+                st.spare = SpareSlot::Making;
                 drop(st);
                 let made = Spare::create(&self.sys, &self.dir, id, self.layout);
                 st = self.lock();
                 st.spare = match made {
-                    Ok(spare) => SpareState::Ready(spare),
+                    Ok(spare) => SpareSlot::Ready(spare),
                     Err(e) => {
                         event!(warn, "preparing segment {id} ahead failed: {e}");
                         st.failure.get_or_insert(e);
-                        SpareState::None
+                        SpareSlot::None
                     }
                 };
                 self.changed.notify_all();

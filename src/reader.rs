@@ -13,8 +13,9 @@ use crate::error::{Error, Result};
 use crate::format::{self, Located};
 use crate::record::{RecordRef, RecordType};
 use crate::recovery;
+use crate::rules::{Damage, DamageKind};
 use crate::segment::SegmentView;
-use crate::store::Shared;
+use crate::shared::Shared;
 use crate::sys::Sys;
 
 /// Longest pause between two polls of the directory in [`WalReader::wait_for`].
@@ -145,7 +146,7 @@ impl WalReader {
             match store {
                 Some(shared) => {
                     let published = || Ok(shared.read_published()?.active.next_seq > seq);
-                    shared.publication.wait_until(published, slice_end)?;
+                    shared.wakeup.wait_until(published, slice_end)?;
                     self.views = shared.read_published()?.views();
                 }
                 None => self.poll_until(seq, slice_end, &mut pause)?,
@@ -208,8 +209,10 @@ impl WalReader {
         let loc = locate(view, seq)?;
         let region = view.seg.bytes(view.end)?;
         let payload = format::payload(region, &loc);
-        format::verify_record(view.seg.binding, &loc, payload)
-            .map_err(|e| damaged(view, loc.payload_offset - format::RECORD_HEADER_LEN, seq, e))?;
+        format::verify_record(view.seg.binding(), &loc, payload).map_err(|e| {
+            let at = loc.payload_offset - format::RECORD_HEADER_LEN;
+            damaged(view, at, seq, DamageKind::Record(e))
+        })?;
         to_ref(view, &loc, payload).map(Some)
     }
 
@@ -268,8 +271,8 @@ impl WalReader {
     }
 }
 
-fn damaged(view: &SegmentView, offset: u64, seq: u64, what: impl std::fmt::Display) -> Error {
-    Error::corruption(&view.seg.path, offset, Some(seq), what.to_string())
+fn damaged(view: &SegmentView, offset: u64, seq: u64, kind: DamageKind) -> Error {
+    Damage::new(view.seg.path(), offset, Some(seq), kind).into()
 }
 
 fn to_ref<'a>(view: &SegmentView, loc: &Located, payload: &'a [u8]) -> Result<RecordRef<'a>> {
@@ -279,7 +282,7 @@ fn to_ref<'a>(view: &SegmentView, loc: &Located, payload: &'a [u8]) -> Result<Re
             view,
             loc.payload_offset - format::RECORD_HEADER_LEN,
             seq,
-            "record type 0",
+            DamageKind::TypeZero,
         )
     })?;
     Ok(RecordRef {
@@ -295,7 +298,7 @@ fn to_ref<'a>(view: &SegmentView, loc: &Located, payload: &'a [u8]) -> Result<Re
 /// its record is not trusted: the walk restarts from the segment's first record.
 fn locate(view: &SegmentView, seq: u64) -> Result<Located> {
     let region = view.seg.bytes(view.end)?;
-    let start = view.seg.layout.data_start();
+    let start = view.seg.layout().data_start();
     let (entry_seq, entry_off) = view.seg.index_floor(seq)?;
     let from_index =
         (view.first_seq..=seq).contains(&entry_seq) && (start..view.end).contains(&entry_off);
@@ -310,15 +313,12 @@ fn locate(view: &SegmentView, seq: u64) -> Result<Located> {
         let result = loop {
             let loc = match format::locate_record(region, off, view.end) {
                 Ok(loc) => loc,
-                Err(e) => break Err(damaged(view, off, s, e)),
+                Err(e) => break Err(damaged(view, off, s, DamageKind::Record(e))),
             };
             if loc.header.seq.get() != s {
-                break Err(damaged(
-                    view,
-                    off,
-                    s,
-                    format!("found sequence {} where {s} belongs", loc.header.seq.get()),
-                ));
+                let found = loc.header.seq.get();
+                let wrong = DamageKind::WrongSeq { found, expected: s };
+                break Err(damaged(view, off, s, wrong));
             }
             if s == seq {
                 break Ok(loc);
@@ -331,7 +331,7 @@ fn locate(view: &SegmentView, seq: u64) -> Result<Located> {
             Err(e) => last_err = Some(e),
         }
     }
-    Err(last_err.unwrap_or_else(|| damaged(view, start, seq, "record not found")))
+    Err(last_err.unwrap_or_else(|| damaged(view, start, seq, DamageKind::NotFound)))
 }
 
 /// Iterator over records of a [`WalReader`] snapshot; see [`WalReader::iter`].
@@ -356,7 +356,7 @@ impl<'a> Iter<'a> {
     ) -> Iter<'a> {
         let (next_seq, offset) = match (start, views.get(view)) {
             (Some(s), _) => s,
-            (None, Some(v)) => (v.first_seq, v.seg.layout.data_start()),
+            (None, Some(v)) => (v.first_seq, v.seg.layout().data_start()),
             (None, None) => (0, 0),
         };
         Iter {
@@ -410,24 +410,20 @@ impl<'a> Iterator for Iter<'a> {
                 // snapshot could disagree about a segment whose seal does not match its records.
                 if self.offset != view.end || self.in_batch {
                     let (offset, seq) = (self.offset, self.next_seq);
-                    return self.fail(damaged(
-                        view,
-                        offset,
-                        seq,
-                        format!(
-                            "the records end at offset {offset}{}, but the segment ends at {}",
-                            if self.in_batch { " inside a batch" } else { "" },
-                            view.end
-                        ),
-                    ));
+                    let end = DamageKind::RecordsEnd {
+                        at: offset,
+                        end: view.end,
+                        in_batch: self.in_batch,
+                    };
+                    return self.fail(damaged(view, offset, seq, end));
                 }
                 self.view += 1;
                 if let Some(next) = views.get(self.view) {
                     if next.first_seq != self.next_seq {
                         let seq = self.next_seq;
-                        return self.fail(damaged(next, 0, seq, "sequence gap between segments"));
+                        return self.fail(damaged(next, 0, seq, DamageKind::SegmentGap));
                     }
-                    self.offset = next.seg.layout.data_start();
+                    self.offset = next.seg.layout().data_start();
                 }
                 continue;
             }
@@ -437,18 +433,19 @@ impl<'a> Iterator for Iter<'a> {
                 Err(e) => return self.fail(e),
             };
             let (loc, payload) =
-                match format::decode_record(region, self.offset, view.end, view.seg.binding) {
+                match format::decode_record(region, self.offset, view.end, view.seg.binding()) {
                     Ok(found) => found,
-                    Err(e) => return self.fail(damaged(view, self.offset, seq, e)),
+                    Err(e) => {
+                        return self.fail(damaged(view, self.offset, seq, DamageKind::Record(e)));
+                    }
                 };
             if loc.header.seq.get() != seq {
                 let found = loc.header.seq.get();
-                return self.fail(damaged(
-                    view,
-                    self.offset,
-                    seq,
-                    format!("found sequence {found} where {seq} belongs"),
-                ));
+                let wrong = DamageKind::WrongSeq {
+                    found,
+                    expected: seq,
+                };
+                return self.fail(damaged(view, self.offset, seq, wrong));
             }
             self.offset = loc.next;
             self.next_seq += 1;

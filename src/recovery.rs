@@ -1,131 +1,21 @@
-//! Open-time recovery: list the segments, check that they form one gap-free log, find the end of
-//! the records in the active segment and decide whether what follows it is a torn tail (cut it)
-//! or damaged acknowledged data (refuse, with the location).
+//! Open-time recovery: list the segments, apply the recovery rules (`rules`) to each, and
+//! repair what they allow a writable open to repair: remove leftover temporary and unused spare
+//! files, rename an activated spare, cut (zero) a torn tail, flush recovered records and seal
+//! segments a crash left unsealed. Damage the rules find is refused with its location.
 //!
-//! The rules, and why they are safe, are in FORMAT.md ("Recovery"). This module reads; the only
-//! writes it makes (with a writable store) are zeroing a torn tail and sealing segments that a
-//! crash left unsealed, both before any reader exists.
+//! FORMAT.md ("Recovery") states the rules and why they are safe. A read-only opener (a reader
+//! without the lock) only reads, and reads every byte a writer may still change by copy.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::events::event;
-use crate::format::{self, IndexEntry, RECORD_ALIGN, RECORD_HEADER_LEN};
-use crate::segment::{self, DirEntryKind, Segment, SegmentView};
+use crate::names::{self, FileKind};
+use crate::rules::{self, AfterRecords, Liveness, Plan, SpareFate};
+use crate::segment::{Segment, SegmentView};
+use crate::source::{ByteSource, ReadOnlyFile};
 use crate::sys::Sys;
-use zerocopy::byteorder::little_endian::U64;
-
-/// The valid prefix of a segment's records.
-#[derive(Debug)]
-pub(crate) struct Scan {
-    /// Sequence number after the last valid record (the first one if none).
-    pub(crate) next_seq: u64,
-    /// Offset just past the last valid record.
-    pub(crate) end: u64,
-    /// The sparse index of the valid records.
-    pub(crate) index: Vec<IndexEntry>,
-}
-
-/// What follows the last valid record of a segment.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Tail {
-    /// Only zeros.
-    Clean,
-    /// Bytes of records that never became durable, up to `garbage_end`.
-    Torn { garbage_end: u64 },
-}
-
-/// Reads records from the start of `seg` while they are valid, numbered from `base_seq`, and
-/// complete (a batch counts only with its last record), stopping at `limit`.
-pub(crate) fn scan_records(seg: &Segment, limit: u64, base_seq: u64) -> Result<Scan> {
-    let layout = &seg.layout;
-    let limit = limit.min(layout.data_limit);
-    let region = seg.bytes(limit)?;
-    let mut committed = Scan {
-        next_seq: base_seq,
-        end: layout.data_start(),
-        index: Vec::new(),
-    };
-    // Entries of the records read so far; only the first `committed_entries` belong to complete
-    // batches (an unfinished batch's entries are dropped at the end).
-    let mut index = Vec::new();
-    let mut committed_entries = 0;
-    let mut next_index_at = layout.data_start();
-    let (mut off, mut seq) = (layout.data_start(), base_seq);
-    while let Ok((loc, _)) = format::decode_record(region, off, limit, seg.binding) {
-        if loc.header.seq.get() != seq {
-            break;
-        }
-        if off >= next_index_at {
-            index.push(IndexEntry {
-                seq: U64::new(seq),
-                offset: U64::new(off),
-            });
-            next_index_at = segment::next_index_boundary(layout, off);
-        }
-        seq += 1;
-        off = loc.next;
-        if loc.header.flags & format::FLAG_BATCH_CONTINUES == 0 {
-            committed.next_seq = seq;
-            committed.end = off;
-            committed_entries = index.len();
-        }
-    }
-    index.truncate(committed_entries);
-    committed.index = index;
-    Ok(committed)
-}
-
-/// Looks at the bytes after `scan.end` in the data region. Zeros: clean. Otherwise it is a torn
-/// tail, unless a valid record further on proves that the record at `scan.end` had already been
-/// made durable (then acknowledged data is damaged) or that the bytes are foreign.
-pub(crate) fn classify_tail(seg: &Segment, scan: &Scan) -> Result<Tail> {
-    let limit = seg.layout.data_limit;
-    let region = seg.bytes(limit)?;
-    let start = scan.end as usize;
-    let Some(last_nonzero) = last_nonzero_byte(&region[start..]) else {
-        return Ok(Tail::Clean);
-    };
-    let garbage_end = ((start + last_nonzero + 1) as u64).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
-    let expected = scan.next_seq;
-    let damaged = |detail: String| Error::corruption(&seg.path, scan.end, Some(expected), detail);
-    let mut p = scan.end;
-    while p + RECORD_HEADER_LEN <= garbage_end {
-        if let Ok((loc, _)) = format::decode_record(region, p, limit, seg.binding) {
-            let seq = loc.header.seq.get();
-            if seq < expected {
-                return Err(damaged(format!(
-                    "record {seq} at offset {p} lies past the end of the valid records"
-                )));
-            }
-            let durable_when_written =
-                (seq - 1).saturating_sub(u64::from(loc.header.unsynced_before.get()));
-            if durable_when_written >= expected {
-                return Err(damaged(format!(
-                    "the record here is invalid, but record {seq} at offset {p} was written after \
-                     it had been made durable"
-                )));
-            }
-            p = loc.next;
-        } else {
-            p += RECORD_ALIGN;
-        }
-    }
-    Ok(Tail::Torn { garbage_end })
-}
-
-/// Index of the last non-zero byte, reading 4 KiB at a time so the common all-zero case runs at
-/// memory speed.
-fn last_nonzero_byte(bytes: &[u8]) -> Option<usize> {
-    const CHUNK: usize = 4096;
-    let last_chunk = bytes
-        .chunks(CHUNK)
-        .rposition(|c| c.iter().fold(0u8, |a, &b| a | b) != 0)?;
-    let base = last_chunk * CHUNK;
-    let chunk = &bytes[base..(base + CHUNK).min(bytes.len())];
-    chunk.iter().rposition(|&b| b != 0).map(|i| base + i)
-}
 
 /// Bytes that opening a store cut from the end of the log: the unfinished write of a crash.
 ///
@@ -176,7 +66,7 @@ pub(crate) fn recover(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered
             // listing is stale, so it lists again.
             Err(Error::Io { source, .. })
                 if !writable
-                    && relists < LIVE_RESCANS
+                    && relists < rules::LIVE_RESCANS
                     && source.kind() == std::io::ErrorKind::NotFound
                     && dir.is_dir() =>
             {
@@ -194,10 +84,10 @@ fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("listing", dir, e))?;
         let name = entry.file_name();
-        match name.to_str().and_then(segment::parse_name) {
-            Some(DirEntryKind::Segment(id)) => ids.push(id),
-            Some(DirEntryKind::Spare(id)) => spares.push(id),
-            Some(DirEntryKind::Temp(_)) if writable => {
+        match name.to_str().and_then(names::parse) {
+            Some(FileKind::Segment(id)) => ids.push(id),
+            Some(FileKind::Spare(id)) => spares.push(id),
+            Some(FileKind::Temp(_)) if writable => {
                 let path = entry.path();
                 sys.unlink(&path)
                     .map_err(|e| Error::io("removing", &path, e))?;
@@ -209,23 +99,15 @@ fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
     ids.sort_unstable();
     spares.sort_unstable();
     for pair in ids.windows(2) {
-        if pair[1] != pair[0] + 1 {
-            return Err(Error::corruption(
-                dir.join(segment::file_name(pair[0] + 1)),
-                0,
-                None,
-                format!(
-                    "segment {} is missing between segments {} and {}",
-                    pair[0] + 1,
-                    pair[0],
-                    pair[1]
-                ),
-            ));
+        if let [before, after] = *pair
+            && let Some(damage) = rules::missing_segment(dir, before, after)
+        {
+            return Err(damage.into());
         }
     }
     let mut files: Vec<(u64, PathBuf)> = ids
         .iter()
-        .map(|&id| (id, dir.join(segment::file_name(id))))
+        .map(|&id| (id, dir.join(names::segment(id))))
         .collect();
     settle_spares(dir, writable, sys, &spares, &mut files)?;
 
@@ -250,27 +132,11 @@ fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
             }
             Err(e) => return Err(e),
         };
-        let this_log = seg.binding.log_id;
-        if *log_id.get_or_insert(this_log) != this_log {
-            return Err(Error::corruption(
-                &seg.path,
-                0,
-                None,
-                "segment belongs to another log (log id differs)",
-            ));
-        }
-        if let Some(prev) = views.last()
-            && seg.base_seq != prev.next_seq
+        let this_log = *log_id.get_or_insert(seg.checked().log_id);
+        let previous_next = views.last().map(|v| v.next_seq);
+        if let Some(damage) = rules::continuity(seg.path(), seg.checked(), this_log, previous_next)
         {
-            return Err(Error::corruption(
-                &seg.path,
-                0,
-                Some(prev.next_seq),
-                format!(
-                    "segment starts at sequence {} but the previous one ends before {}",
-                    seg.base_seq, prev.next_seq
-                ),
-            ));
+            return Err(damage.into());
         }
         let (view, sealed, torn) = recover_segment(seg, is_last, writable, sys)?;
         last_sealed = sealed && is_last;
@@ -285,11 +151,10 @@ fn recover_listed(dir: &Path, writable: bool, sys: &Sys) -> Result<Recovered> {
     })
 }
 
-/// Resolves the spare files (see [`segment::Spare`] and FORMAT.md, "Spare segments"). A spare
-/// with a valid header is a segment whose activating rename a crash lost: it joins the log as
-/// the next segment (renamed now by a writable open). A spare without one was never used (a
-/// crash may have torn its header flush), and nothing was ever written past its header: a
-/// writable open removes it. Anything else is damage.
+/// Resolves the spare files (`rules::spare_kind`, FORMAT.md "Spare segments"). A spare with a
+/// valid header is a segment whose activating rename a crash lost: it joins the log as the next
+/// segment (renamed now by a writable open). A spare without one was never used: a writable open
+/// removes it. Anything else is damage.
 fn settle_spares(
     dir: &Path,
     writable: bool,
@@ -299,18 +164,24 @@ fn settle_spares(
 ) -> Result<()> {
     let mut removed = false;
     for &id in spares {
-        let spare = dir.join(segment::spare_name(id));
+        let spare = dir.join(names::spare(id));
         let is_next = files.last().is_some_and(|(last, _)| id == last + 1);
-        match spare_state(&spare, writable)? {
-            SpareState::Unused => {
+        let file = ReadOnlyFile::open(&spare).map_err(|e| Error::io("opening", &spare, e))?;
+        // Only a writable open, which removes an unused spare, reads more than its header to
+        // make sure nothing was written past it.
+        let kind = rules::spare_kind(&file.source(), writable)
+            .map_err(|e| Error::io("reading", &spare, e))?;
+        drop(file);
+        match rules::spare_fate(kind, is_next) {
+            SpareFate::Unused => {
                 if writable {
                     sys.unlink(&spare)
                         .map_err(|e| Error::io("removing", &spare, e))?;
                     removed = true;
                 }
             }
-            SpareState::Activated if is_next && writable => {
-                let path = dir.join(segment::file_name(id));
+            SpareFate::JoinsLog if writable => {
+                let path = dir.join(names::segment(id));
                 sys.rename(&spare, &path)
                     .map_err(|e| Error::io("renaming", &spare, e))?;
                 sys.sync_dir(dir)
@@ -323,19 +194,9 @@ fn settle_spares(
                 );
                 files.push((id, path));
             }
-            SpareState::Activated if is_next => files.push((id, spare)),
-            state => {
-                return Err(Error::corruption(
-                    spare,
-                    0,
-                    None,
-                    match state {
-                        SpareState::Activated => {
-                            "a spare segment file has a header but does not continue the log"
-                        }
-                        _ => "a spare segment file without a valid header holds data",
-                    },
-                ));
+            SpareFate::JoinsLog => files.push((id, spare)),
+            SpareFate::Refused(kind) => {
+                return Err(rules::Damage::new(&spare, 0, None, kind).into());
             }
         }
     }
@@ -346,200 +207,106 @@ fn settle_spares(
     Ok(())
 }
 
-#[derive(Debug, PartialEq, Eq)]
-enum SpareState {
-    /// No valid header, nothing past it.
-    Unused,
-    /// A valid header (of any format version: the segment open reports a newer one).
-    Activated,
-    /// No valid header, but bytes past it.
-    Damaged,
-}
-
-/// What the spare file at `path` is. Only a writable open, which removes an unused spare, reads
-/// more than its header to make sure nothing was written past it.
-fn spare_state(path: &Path, writable: bool) -> Result<SpareState> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let mut header = Vec::with_capacity(format::SEGMENT_HEADER_LEN as usize);
-    (&mut file)
-        .take(format::SEGMENT_HEADER_LEN)
-        .read_to_end(&mut header)
-        .map_err(|e| Error::io("reading", path, e))?;
-    if matches!(
-        format::decode_segment_header(&header),
-        Ok(_) | Err(format::HeaderError::UnsupportedVersion(_))
-    ) {
-        return Ok(SpareState::Activated);
-    }
-    if !writable {
-        return Ok(SpareState::Unused);
-    }
-    let map = crate::mmap::Mapping::read_only(&file).map_err(|e| Error::io("mapping", path, e))?;
-    let bytes = map.stable_range(0, map.len()).unwrap_or(&[]);
-    let past_header = bytes.get(header.len()..).unwrap_or(&[]);
-    Ok(
-        if header.len() as u64 == format::SEGMENT_HEADER_LEN
-            && last_nonzero_byte(past_header).is_none()
-        {
-            SpareState::Unused
-        } else {
-            SpareState::Damaged
-        },
-    )
-}
-
-/// How often a read-only opener rescans a segment whose bytes changed while it looked at them.
-const LIVE_RESCANS: usize = 1000;
-
-/// Scans `seg` and classifies what follows its records.
-///
-/// A read-only opener reads a segment that another process may be appending to, so the bytes
-/// can change between the scan and the classification: a record caught half-copied by the scan
-/// is complete a moment later and the record after it then looks like proof of damage. Damage
-/// stays where it is; a live append moves the end forward. So a read-only opener that meets
-/// "damage" rescans, and reports it only if the end of the valid records did not move.
-fn scan_and_classify(seg: &Segment, writable: bool) -> Result<(Scan, Tail)> {
-    let mut scan = scan_records(seg, seg.layout.data_limit, seg.base_seq)?;
-    let mut rescans = 0;
-    loop {
-        match classify_tail(seg, &scan) {
-            Ok(tail) => return Ok((scan, tail)),
-            Err(e) if writable || rescans == LIVE_RESCANS => return Err(e),
-            Err(e) => {
-                let again = scan_records(seg, seg.layout.data_limit, seg.base_seq)?;
-                if again.end == scan.end {
-                    return Err(e);
-                }
-                scan = again;
-                rescans += 1;
-            }
-        }
-    }
-}
-
+/// Applies the rules to one segment: trusted through its seal or scanned, damage refused, and
+/// with a writable open a torn tail cut, the records flushed and an older segment sealed.
 fn recover_segment(
     seg: Segment,
     is_last: bool,
     writable: bool,
     sys: &Sys,
 ) -> Result<(SegmentView, bool, Option<TornTail>)> {
-    // A valid seal makes the segment's extent known without reading its records. Its checksum
-    // binds it to this log and segment, and it is written only after every record it covers was
-    // flushed: a seal that does not match the segment's header or first record therefore means
-    // acknowledged records were damaged. Scanning instead would cut them as a torn tail and
-    // leave a footer that vouches for records that are gone.
-    if let Ok(Some(seal)) = seg.read_seal() {
-        let region = seg.bytes(seal.data_end)?;
-        let first_ok = seal.first_seq == seg.base_seq
-            && format::decode_record(region, seg.layout.data_start(), seal.data_end, seg.binding)
-                .is_ok_and(|(loc, _)| loc.header.seq.get() == seal.first_seq);
-        if !first_ok {
-            return Err(Error::corruption(
-                &seg.path,
-                seg.layout.data_start(),
-                Some(seg.base_seq),
-                format!(
-                    "the segment is sealed as holding records {}..={}, but its first record is \
-                     damaged or does not start that range",
-                    seal.first_seq, seal.last_seq
-                ),
-            ));
-        }
-        seg.set_persisted_index(seal);
-        let view = SegmentView {
-            first_seq: seal.first_seq,
-            next_seq: seal.last_seq + 1,
-            end: seal.data_end,
-            seg: Arc::new(seg),
-        };
-        return Ok((view, true, None));
-    }
-    let (scan, tail) = scan_and_classify(&seg, writable)?;
-    let torn = match tail {
-        Tail::Torn { garbage_end } => Some(TornTail {
-            file: seg.path.clone(),
-            offset: scan.end,
-            len: garbage_end - scan.end,
-            next_seq: scan.next_seq,
-        }),
-        Tail::Clean => None,
+    let plan = if writable {
+        decide(&seg.still_source(), &seg, is_last, Liveness::Still)?
+    } else {
+        decide(&seg.copying_source(), &seg, is_last, Liveness::Reading)?
     };
-    match tail {
-        Tail::Clean => {}
-        Tail::Torn { .. } if !is_last => {
-            return Err(Error::corruption(
-                &seg.path,
-                scan.end,
-                Some(scan.next_seq),
-                "invalid bytes after the last valid record of a segment that is followed by \
-                 another (it was fully flushed before the next one was created)",
-            ));
+    let (prefix, tail) = match plan {
+        Plan::Sealed { seal, .. } => {
+            seg.set_persisted_index(seal);
+            let view = SegmentView {
+                first_seq: seal.first_seq,
+                next_seq: seal.last_seq + 1,
+                end: seal.data_end,
+                seg: Arc::new(seg),
+            };
+            return Ok((view, true, None));
         }
-        Tail::Torn { garbage_end } if writable => {
-            let (start, len) = (scan.end as usize, (garbage_end - scan.end) as usize);
-            seg.map
-                .zero(start, len)
-                .and_then(|()| sys.flush(&seg.map, &seg.file, &seg.path, start, len))
-                .map_err(|e| Error::io("zeroing the torn tail of", &seg.path, e))?;
-            event!(
-                warn,
-                "cut a torn tail of {len} bytes at offset {start} of {} (the log continues at \
-                 sequence {})",
-                seg.path.display(),
-                scan.next_seq
-            );
-        }
-        Tail::Torn { .. } => {}
+        Plan::Scanned { prefix, tail, .. } => (prefix, tail),
+    };
+    let torn = match tail {
+        AfterRecords::Torn { end } => Some(TornTail {
+            file: seg.path().to_path_buf(),
+            offset: prefix.end,
+            len: end - prefix.end,
+            next_seq: prefix.next_seq,
+        }),
+        // Refused above (`plan_damage`).
+        AfterRecords::Clean | AfterRecords::Damaged { .. } => None,
+    };
+    if let Some(torn) = &torn
+        && writable
+    {
+        cut(&seg, sys, torn)?;
     }
-    let has_records = scan.next_seq > seg.base_seq;
+    let has_records = prefix.next_seq > seg.base_seq();
     if writable && is_last && has_records {
         // The records found may exist only in the page cache: a process that crashed, or closed
         // in `Manual` mode without syncing, leaves them there, and a power cut would still lose
         // them. Make them durable before they are published or vouched for by a new record's
         // `unsynced_before`. Clean pages cost nothing to flush.
-        let (start, len) = (
-            seg.layout.data_start() as usize,
-            (scan.end - seg.layout.data_start()) as usize,
-        );
-        sys.flush(&seg.map, &seg.file, &seg.path, start, len)
-            .map_err(|e| Error::io("flushing the recovered records of", &seg.path, e))?;
+        let start = seg.layout().data_start();
+        seg.flush(sys, start, prefix.end - start)
+            .map_err(|e| Error::io("flushing the recovered records of", seg.path(), e))?;
     }
-    seg.set_index(scan.index);
+    seg.set_index(prefix.index);
     let sealed = if writable && !is_last && has_records {
-        seg.seal(sys, seg.base_seq, scan.next_seq - 1, scan.end)?;
+        seg.seal(sys, seg.base_seq(), prefix.next_seq - 1, prefix.end)?;
         event!(
             info,
             "sealed {} (records {}..={}), left unsealed by a crash",
-            seg.path.display(),
-            seg.base_seq,
-            scan.next_seq - 1
+            seg.path().display(),
+            seg.base_seq(),
+            prefix.next_seq - 1
         );
         true
     } else {
         false
     };
     let view = SegmentView {
-        first_seq: seg.base_seq,
-        next_seq: scan.next_seq,
-        end: scan.end,
+        first_seq: seg.base_seq(),
+        next_seq: prefix.next_seq,
+        end: prefix.end,
         seg: Arc::new(seg),
     };
     Ok((view, sealed, torn))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::last_nonzero_byte;
-
-    #[test]
-    fn last_nonzero_byte_finds_the_last_one() {
-        let mut v = vec![0u8; 10_000];
-        assert_eq!(last_nonzero_byte(&v), None);
-        v[5] = 1;
-        v[4097] = 3;
-        assert_eq!(last_nonzero_byte(&v), Some(4097));
-        v[9_999] = 1;
-        assert_eq!(last_nonzero_byte(&v), Some(9_999));
+/// The rules' plan for `seg` read from `src`, or the damage they find.
+fn decide(src: &dyn ByteSource, seg: &Segment, is_last: bool, live: Liveness) -> Result<Plan> {
+    let plan = rules::plan(src, seg.checked(), is_last, live)
+        .map_err(|e| Error::io("reading", seg.path(), e))?;
+    match rules::plan_damage(src, seg.checked(), &plan, is_last) {
+        Some(damage) => Err(damage.into()),
+        None => Ok(plan),
     }
+}
+
+/// Zeroes and flushes the torn tail of `seg`, so that two recoveries of the same files give the
+/// same log.
+#[allow(unsafe_code)]
+fn cut(seg: &Segment, sys: &Sys, torn: &TornTail) -> Result<()> {
+    // SAFETY: only a writable open gets here, holding the directory's lock, and `seg` is not in
+    // any view yet: no writer or reader of it exists, in this process or another (a reader in
+    // another process reads bytes past the valid records by copy, never through a slice).
+    unsafe { seg.cut_torn_tail(sys, torn.offset, torn.len) }
+        .map_err(|e| Error::io("zeroing the torn tail of", seg.path(), e))?;
+    event!(
+        warn,
+        "cut a torn tail of {} bytes at offset {} of {} (the log continues at sequence {})",
+        torn.len,
+        torn.offset,
+        seg.path().display(),
+        torn.next_seq
+    );
+    Ok(())
 }

@@ -4,92 +4,23 @@
 use std::fs::{File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::config::WalConfig;
 use crate::error::{Error, Result};
 use crate::events::event;
 use crate::format::Layout;
-use crate::notify::Publication;
+use crate::names;
 use crate::prepare::Preparer;
 use crate::reader::WalReader;
 use crate::recovery::{self, TornTail};
-use crate::segment::{Segment, SegmentView};
+use crate::segment::SegmentView;
+use crate::segment::create;
+use crate::shared::{Published, Shared};
 use crate::stats::Stats;
 use crate::sys::Sys;
-use crate::writer::{WalWriter, WriterState};
-
-/// Name of the lock file inside a log directory.
-pub(crate) const LOCK_FILE: &str = "wal.lock";
-
-/// The durable state readers may see: every segment but the newest, and the newest one's durable
-/// prefix. Sealed views change only at rotation and truncation, so they sit behind an `Arc`.
-#[derive(Clone, Debug)]
-pub(crate) struct Published {
-    pub(crate) sealed: Arc<Vec<SegmentView>>,
-    pub(crate) active: SegmentView,
-}
-
-impl Published {
-    pub(crate) fn views(&self) -> Vec<SegmentView> {
-        let mut v = Vec::with_capacity(self.sealed.len() + 1);
-        v.extend(self.sealed.iter().cloned());
-        v.push(self.active.clone());
-        v
-    }
-}
-
-/// State shared by a store and every writer and reader made from it.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) dir: PathBuf,
-    pub(crate) config: WalConfig,
-    /// Layout of segments created from now on.
-    pub(crate) layout: Layout,
-    pub(crate) log_id: u64,
-    pub(crate) sys: Sys,
-    pub(crate) writer: Mutex<WriterState>,
-    /// Signalled (with `writer`) whenever a flush ends: group-commit followers wait on it.
-    pub(crate) durable: Condvar,
-    pub(crate) published: RwLock<Published>,
-    /// Wakes readers waiting for new records ([`WalReader::wait_for`]).
-    pub(crate) publication: Publication,
-    /// Keeps the next segment ready and seals full ones in the background. Declared before
-    /// `_lock`: fields drop in order, and the thread must be gone before the lock is released.
-    pub(crate) preparer: Preparer,
-    /// Holds the exclusive lock for as long as any handle lives.
-    _lock: File,
-}
-
-fn panicked() -> Error {
-    Error::Poisoned {
-        cause: "a thread panicked while holding the log's lock".into(),
-    }
-}
-
-impl Shared {
-    pub(crate) fn lock_writer(&self) -> Result<MutexGuard<'_, WriterState>> {
-        self.writer.lock().map_err(|_| panicked())
-    }
-
-    /// Releases the writer mutex until the next flush ends (or a spurious wake-up), then takes
-    /// it again.
-    pub(crate) fn wait_durable<'g>(
-        &self,
-        guard: MutexGuard<'g, WriterState>,
-    ) -> Result<MutexGuard<'g, WriterState>> {
-        self.durable.wait(guard).map_err(|_| panicked())
-    }
-
-    pub(crate) fn read_published(&self) -> Result<RwLockReadGuard<'_, Published>> {
-        self.published.read().map_err(|_| panicked())
-    }
-
-    pub(crate) fn write_published(&self) -> Result<RwLockWriteGuard<'_, Published>> {
-        self.published.write().map_err(|_| panicked())
-    }
-}
+use crate::writer::{WalWriter, WriterState, Writing};
 
 /// An open log directory: the exclusive writer lock, the recovered segments, and the factory of
 /// [`WalWriter`]s and [`WalReader`]s.
@@ -101,6 +32,7 @@ impl Shared {
 #[derive(Clone, Debug)]
 pub struct WalStore {
     shared: Arc<Shared>,
+    writing: Arc<Writing>,
     torn_tail: Option<TornTail>,
     /// Records in the log when it was opened.
     recovered_records: u64,
@@ -135,13 +67,8 @@ impl WalStore {
         let active = match views.pop() {
             Some(view) => view,
             None => {
-                let seg = Segment::create(&sys, &dir, 1, log_id, 1, layout)?;
-                SegmentView {
-                    first_seq: 1,
-                    next_seq: 1,
-                    end: seg.layout.data_start(),
-                    seg: Arc::new(seg),
-                }
+                let seg = create::segment(&sys, &dir, 1, log_id, 1, layout)?;
+                SegmentView::empty(Arc::new(seg), 1)
             }
         };
         let recovered_records = views
@@ -158,25 +85,15 @@ impl WalStore {
         );
         let writer = WriterState::resume(&active, last_sealed);
         let preparer = Preparer::start(dir.clone(), layout, sys.clone())?;
-        preparer.want_spare(active.seg.id + 1);
-        let shared = Shared {
-            dir,
-            config,
-            layout,
-            log_id,
-            sys,
-            writer: Mutex::new(writer),
-            durable: Condvar::new(),
-            published: RwLock::new(Published {
-                sealed: Arc::new(views),
-                active,
-            }),
-            publication: Publication::default(),
-            preparer,
-            _lock: lock,
+        preparer.want_spare(active.seg.id() + 1);
+        let published = Published {
+            sealed: Arc::new(views),
+            active,
         };
+        let shared = Shared::new(dir, config, layout, log_id, sys, published, preparer, lock);
         Ok(WalStore {
             shared: Arc::new(shared),
+            writing: Arc::new(Writing::new(writer)),
             torn_tail,
             recovered_records,
         })
@@ -196,7 +113,7 @@ impl WalStore {
     /// A handle that appends to the log. Cheap; every handle shares one writer.
     #[must_use]
     pub fn writer(&self) -> WalWriter {
-        WalWriter::new(self.shared.clone())
+        WalWriter::new(self.shared.clone(), self.writing.clone())
     }
 
     /// A reader over a snapshot of the durable log as it is now. See [`WalReader::refresh`].
@@ -252,7 +169,7 @@ impl WalStore {
     ///
     /// [`Error::Poisoned`] if a thread panicked while holding the log's lock.
     pub fn stats(&self) -> Result<Stats> {
-        let counters = self.shared.lock_writer()?.counters();
+        let counters = self.writing.lock()?.counters();
         let segments = self.shared.read_published()?.sealed.len() + 1;
         Ok(Stats {
             appends: counters.appends,
@@ -281,7 +198,7 @@ impl WalStore {
     /// sync fails (which poisons the writer: the directory's state is then unknown).
     pub fn truncate_before(&self, seq: u64) -> Result<usize> {
         let shared = &self.shared;
-        let mut st = shared.lock_writer()?;
+        let mut st = self.writing.lock()?;
         st.check_poisoned()?;
         let sealed = shared.read_published()?.sealed.clone();
         let doomed = sealed.iter().take_while(|v| v.next_seq <= seq).count();
@@ -297,7 +214,7 @@ impl WalStore {
         let mut deleted = 0;
         let mut failure = None;
         for view in &sealed[..doomed] {
-            let path = &view.seg.path;
+            let path = view.seg.path();
             if let Err(e) = shared.sys.unlink(path) {
                 failure = Some(Error::io("deleting", path, e));
                 break;
@@ -322,7 +239,7 @@ impl WalStore {
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
-    let path = dir.join(LOCK_FILE);
+    let path = dir.join(names::LOCK_FILE);
     let file = OpenOptions::new()
         .read(true)
         .write(true)

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io;
 use std::path::Path;
 
-use crate::mmap::Mapping;
+use crate::os::Mapping;
 
 /// The kinds of durability-relevant system calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -250,7 +250,7 @@ impl Sys {
 
     fn allocate_blocks(file: &File, len: u64) -> io::Result<()> {
         #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-        crate::mmap::allocate_blocks(file, len)?;
+        crate::os::allocate_blocks(file, len)?;
         // Elsewhere fs2 uses calls that set errno (F_PREALLOCATE on Apple systems). Should a
         // code still be missing, the cause is unknown: an error that poisons, not a "full disk".
         #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]

@@ -13,19 +13,52 @@
 
 use std::io;
 use std::ops::RangeInclusive;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::config::SyncMode;
 use crate::error::{Error, Result};
 use crate::events::event;
-use crate::format::{self, FLAG_BATCH_CONTINUES, RECORD_HEADER_LEN};
+use crate::format::{self, FLAG_BATCH_CONTINUES};
+use crate::index;
 use crate::record::RecordType;
-use crate::segment::{self, Segment, SegmentView};
+use crate::segment::create;
+use crate::segment::{Segment, SegmentView};
+use crate::shared::{Shared, panicked};
 use crate::stats::Counters;
-use crate::store::Shared;
 
-/// The writer's position in the log. Lives behind `Shared::writer`.
+/// The writer's lock: its state, and the condition variable group-commit followers wait on.
+/// One per store, shared by every [`WalWriter`] made from it.
+#[derive(Debug)]
+pub(crate) struct Writing {
+    state: Mutex<WriterState>,
+    /// Signalled (with `state`) whenever a flush ends: group-commit followers wait on it.
+    durable: Condvar,
+}
+
+impl Writing {
+    pub(crate) fn new(state: WriterState) -> Writing {
+        Writing {
+            state: Mutex::new(state),
+            durable: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, WriterState>> {
+        self.state.lock().map_err(|_| panicked())
+    }
+
+    /// Releases the writer mutex until the next flush ends (or a spurious wake-up), then takes
+    /// it again.
+    fn wait_durable<'g>(
+        &self,
+        guard: MutexGuard<'g, WriterState>,
+    ) -> Result<MutexGuard<'g, WriterState>> {
+        self.durable.wait(guard).map_err(|_| panicked())
+    }
+}
+
+/// The writer's position in the log. Lives behind [`Writing`].
 #[derive(Debug)]
 pub(crate) struct WriterState {
     active: Arc<Segment>,
@@ -39,8 +72,8 @@ pub(crate) struct WriterState {
     durable_seq: u64,
     /// End of the bytes known durable in the active segment.
     durable_off: u64,
-    /// Offset at or past which the next record gets an index entry.
-    next_index_at: u64,
+    /// Which record gets the next index entry.
+    index_cursor: index::Cursor,
     /// A leader is flushing (without the mutex). Nobody else flushes or rotates meanwhile.
     flushing: bool,
     poisoned: Option<String>,
@@ -50,7 +83,6 @@ pub(crate) struct WriterState {
 impl WriterState {
     /// The writer state that continues after the recovered `active` segment.
     pub(crate) fn resume(active: &SegmentView, sealed: bool) -> WriterState {
-        let next_index_at = next_index_after(&active.seg, active.end);
         WriterState {
             active: active.seg.clone(),
             active_sealed: sealed,
@@ -58,7 +90,7 @@ impl WriterState {
             write_off: active.end,
             durable_seq: active.next_seq,
             durable_off: active.end,
-            next_index_at,
+            index_cursor: active.seg.index_cursor(),
             flushing: false,
             poisoned: None,
             counters: Counters::default(),
@@ -91,12 +123,13 @@ impl WriterState {
     }
 
     /// Copies one record into the mapping past the published end. Not yet durable or visible.
+    #[allow(unsafe_code)]
     fn write_record(&mut self, code: u8, timestamp: u64, flags: u8, payload: &[u8]) -> Result<u64> {
         let seg = &self.active;
         let (seq, off) = (self.next_seq, self.write_off);
         let unsynced = u32::try_from(seq - self.durable_seq).unwrap_or(u32::MAX);
         let header = format::encode_record_header(
-            seg.binding,
+            seg.binding(),
             seq,
             timestamp,
             code,
@@ -104,14 +137,14 @@ impl WriterState {
             unsynced,
             payload,
         );
-        let payload_at = off + RECORD_HEADER_LEN;
-        seg.map
-            .write(off as usize, zerocopy::IntoBytes::as_bytes(&header))
-            .and_then(|()| seg.map.write(payload_at as usize, payload))
-            .map_err(|e| Error::io("writing a record into", &seg.path, e))?;
-        if off >= self.next_index_at {
+        // SAFETY: `self` lives behind the writer's mutex, which the caller holds, so this is the
+        // segment's one writer; `write_off` is at or past `durable_off`, the end published to
+        // readers, and bytes past it are in no reader's slice.
+        unsafe { seg.write_record(off, &header, payload) }
+            .map_err(|e| Error::io("writing a record into", seg.path(), e))?;
+        if self.index_cursor.due(off) {
             seg.push_index(seq, off);
-            self.next_index_at = segment::next_index_boundary(&seg.layout, off);
+            self.index_cursor.advance(off);
         }
         self.write_off = off + format::record_size(payload.len() as u64);
         self.next_seq = seq + 1;
@@ -122,10 +155,9 @@ impl WriterState {
     /// the durable end and are overwritten or zeroed later. Used when a batch fails half-way: only
     /// its own records go, not those other appenders copied before it and are waiting to flush.
     fn discard_from(&mut self, off: u64, seq: u64) {
-        self.active.truncate_index(off);
+        self.index_cursor = self.active.truncate_index(off);
         self.next_seq = seq;
         self.write_off = off;
-        self.next_index_at = next_index_after(&self.active, off);
     }
 
     /// Records that everything before sequence `seq`, ending at `off` in the active segment, is
@@ -136,22 +168,12 @@ impl WriterState {
     }
 }
 
-/// Where the next index entry goes in `seg`, whose records end at `end`: past the last entry's
-/// block, or at the first record if the segment holds none.
-fn next_index_after(seg: &Segment, end: u64) -> u64 {
-    match seg.index_floor(u64::MAX) {
-        Ok((_, off)) if end > seg.layout.data_start() => {
-            segment::next_index_boundary(&seg.layout, off)
-        }
-        _ => seg.layout.data_start(),
-    }
-}
-
 /// Appends records to the log. Clone it freely and share it between threads: all clones append to
 /// the same log, in one total order.
 #[derive(Clone, Debug)]
 pub struct WalWriter {
     shared: Arc<Shared>,
+    writing: Arc<Writing>,
 }
 
 fn now_ms() -> u64 {
@@ -162,8 +184,8 @@ fn now_ms() -> u64 {
 }
 
 impl WalWriter {
-    pub(crate) fn new(shared: Arc<Shared>) -> WalWriter {
-        WalWriter { shared }
+    pub(crate) fn new(shared: Arc<Shared>, writing: Arc<Writing>) -> WalWriter {
+        WalWriter { shared, writing }
     }
 
     /// Appends one record stamped with the current time (milliseconds since the Unix epoch) and
@@ -192,7 +214,7 @@ impl WalWriter {
     ) -> Result<u64> {
         let code = record_type.checked_code()?;
         let payload = check_payload_len(payload)?;
-        let st = self.shared.lock_writer()?;
+        let st = self.writing.lock()?;
         st.check_poisoned()?;
         let mut st = self.make_room(st, format::record_size(payload.len() as u64))?;
         let seq = st.write_record(code, timestamp, 0, payload)?;
@@ -218,7 +240,7 @@ impl WalWriter {
             .map(|(t, p)| Ok((t.checked_code()?, check_payload_len(p)?)))
             .collect::<Result<Vec<_>>>()?;
         let timestamp = now_ms();
-        let st = self.shared.lock_writer()?;
+        let st = self.writing.lock()?;
         st.check_poisoned()?;
         let Some(last_index) = records.len().checked_sub(1) else {
             let next = st.next_seq;
@@ -255,7 +277,7 @@ impl WalWriter {
     ///
     /// [`Error::Io`] if the flush fails (which poisons the writer), [`Error::Poisoned`] after that.
     pub fn sync(&self) -> Result<()> {
-        let st = self.shared.lock_writer()?;
+        let st = self.writing.lock()?;
         st.check_poisoned()?;
         let target = st.next_seq;
         self.await_durable(st, target).map(drop)
@@ -266,9 +288,7 @@ impl WalWriter {
     /// reopened.
     #[must_use]
     pub fn is_poisoned(&self) -> bool {
-        self.shared
-            .lock_writer()
-            .map_or(true, |st| st.poisoned.is_some())
+        self.writing.lock().map_or(true, |st| st.poisoned.is_some())
     }
 
     /// The sequence number the next append will get.
@@ -277,7 +297,7 @@ impl WalWriter {
     ///
     /// [`Error::Poisoned`] if a thread panicked while appending.
     pub fn next_seq(&self) -> Result<u64> {
-        Ok(self.shared.lock_writer()?.next_seq)
+        Ok(self.writing.lock()?.next_seq)
     }
 
     /// Makes the record(s) just written durable as the sync mode asks: everything before
@@ -303,14 +323,14 @@ impl WalWriter {
                 return Ok(st);
             }
             if st.flushing {
-                st = self.shared.wait_durable(st)?;
+                st = self.writing.wait_durable(st)?;
                 continue;
             }
             let pending = Pending::of(&st);
             st.flushing = true;
             drop(st);
             let (flushed, took) = pending.flush(&self.shared);
-            st = self.shared.lock_writer()?;
+            st = self.writing.lock()?;
             st.flushing = false;
             self.finish_flush(&mut st, &pending, flushed, took)?;
         }
@@ -329,9 +349,9 @@ impl WalWriter {
         st.counters.record_flush(took);
         let outcome = match flushed {
             Ok(()) => self.publish_durable(st, pending.end, pending.upto),
-            Err(e) => Err(st.poison(Error::io("flushing", &pending.seg.path, e))),
+            Err(e) => Err(st.poison(Error::io("flushing", pending.seg.path(), e))),
         };
-        self.shared.durable.notify_all();
+        self.writing.durable.notify_all();
         outcome
     }
 
@@ -343,7 +363,7 @@ impl WalWriter {
             p.active.next_seq = upto;
             p.active.end = end;
         }
-        self.shared.publication.notify();
+        self.shared.wakeup.notify();
         Ok(())
     }
 
@@ -374,11 +394,11 @@ impl WalWriter {
             });
         }
         loop {
-            if !st.active_sealed && st.write_off + need <= st.active.layout.data_limit {
+            if !st.active_sealed && st.write_off + need <= st.active.layout().data_limit {
                 return Ok(st);
             }
             if st.flushing {
-                st = self.shared.wait_durable(st)?;
+                st = self.writing.wait_durable(st)?;
                 st.check_poisoned()?;
                 continue;
             }
@@ -397,7 +417,7 @@ impl WalWriter {
         self.flush_locked(st)?;
         let shared = &self.shared;
         let old = st.active.clone();
-        let id = old.id + 1;
+        let id = old.id() + 1;
         let spare = match shared.preparer.take_spare(id) {
             Ok(spare) => spare,
             // The preparer's failure, reported as the writer's own (see `prepare`).
@@ -409,7 +429,7 @@ impl WalWriter {
                 .activate(&shared.sys, &shared.dir, shared.log_id, st.next_seq)
                 .map(Arc::new)
                 .map_err(|e| st.poison(e))?,
-            None => match Segment::create(
+            None => match create::segment(
                 &shared.sys,
                 &shared.dir,
                 id,
@@ -424,37 +444,32 @@ impl WalWriter {
                 Err(e) => return Err(st.poison(e)),
             },
         };
-        if !st.active_sealed && st.next_seq > old.base_seq {
-            let first = old.base_seq;
+        if !st.active_sealed && st.next_seq > old.base_seq() {
+            let first = old.base_seq();
             shared
                 .preparer
                 .seal(old, first, st.next_seq - 1, st.write_off);
         }
         shared.preparer.want_spare(id + 1);
-        let start = new.layout.data_start();
+        let start = new.layout().data_start();
         {
             let mut p = shared.write_published()?;
             let mut sealed = Vec::with_capacity(p.sealed.len() + 1);
             sealed.extend(p.sealed.iter().cloned());
             sealed.push(p.active.clone());
             p.sealed = Arc::new(sealed);
-            p.active = SegmentView {
-                seg: new.clone(),
-                first_seq: st.next_seq,
-                next_seq: st.next_seq,
-                end: start,
-            };
+            p.active = SegmentView::empty(new.clone(), st.next_seq);
         }
         st.active = new;
         st.active_sealed = false;
         st.write_off = start;
         st.durable_off = start;
-        st.next_index_at = start;
+        st.index_cursor = index::Cursor::new(st.active.layout());
         st.counters.rotations += 1;
         event!(
             info,
             "rotated to segment {} at sequence {}",
-            st.active.path.display(),
+            st.active.path().display(),
             st.next_seq
         );
         Ok(())
@@ -483,13 +498,9 @@ impl Pending {
     /// Flushes the bytes (with or without the writer mutex held) and says how long it took.
     fn flush(&self, shared: &Shared) -> (io::Result<()>, Duration) {
         let began = Instant::now();
-        let flushed = shared.sys.flush(
-            &self.seg.map,
-            &self.seg.file,
-            &self.seg.path,
-            self.start as usize,
-            (self.end - self.start) as usize,
-        );
+        let flushed = self
+            .seg
+            .flush(&shared.sys, self.start, self.end - self.start);
         (flushed, began.elapsed())
     }
 }
@@ -510,6 +521,6 @@ fn check_payload_len(payload: &[u8]) -> Result<&[u8]> {
 /// the writer need not poison. Any later step of the creation (sync, rename, directory sync)
 /// failing leaves the directory in an unknown state and poisons.
 fn is_storage_full(err: &Error) -> bool {
-    matches!(err, Error::Io { action: segment::ALLOCATING | segment::CREATING, source, .. }
+    matches!(err, Error::Io { action: create::ALLOCATING | create::CREATING, source, .. }
         if source.kind() == io::ErrorKind::StorageFull)
 }

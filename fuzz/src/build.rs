@@ -19,13 +19,13 @@ pub type File = (String, Vec<u8>);
 /// The name of segment `id`.
 #[must_use]
 pub fn segment_name(id: u64) -> String {
-    format!("{id:020}.seg")
+    softadastra_wal::names::segment(id)
 }
 
 /// The name of the temporary file of segment `id` being created.
 #[must_use]
 pub fn temp_name(id: u64) -> String {
-    format!("{id:020}.seg.tmp")
+    softadastra_wal::names::temp(id)
 }
 
 /// One record to write, every header field chosen by the caller.

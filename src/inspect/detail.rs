@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::format::{FOOTER_LEN, FOOTER_MAGIC, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
-use crate::segment::{self, DirEntryKind};
+use crate::names::{self, FileKind};
+use crate::source::{ReadOnlyFile, Window};
 
 use super::analysis::{self, Footer, Opened};
 use super::dir::{Slot, SlotState};
@@ -61,14 +62,18 @@ pub fn segment_detail(path: impl AsRef<Path>) -> Result<SegmentDetail> {
     let name_id = match path
         .file_name()
         .and_then(|n| n.to_str())
-        .and_then(segment::parse_name)
+        .and_then(names::parse)
     {
-        Some(DirEntryKind::Segment(id)) => Some(id),
+        Some(FileKind::Segment(id)) => Some(id),
         _ => None,
     };
-    let file = super::io::SegmentFile::open(&path).map_err(io_err)?;
-    let head = file.read_vec(0, SEGMENT_HEADER_LEN).map_err(io_err)?;
-    let header_fields = header_fields(&head);
+    let file = ReadOnlyFile::open(&path).map_err(io_err)?;
+    let mut window = Window::new(&file);
+    let header_fields = header_fields(
+        window
+            .bytes(0, SEGMENT_HEADER_LEN, SEGMENT_HEADER_LEN)
+            .map_err(io_err)?,
+    );
     let opened = analysis::open(&path, name_id).map_err(io_err)?;
     let mut detail = SegmentDetail {
         path: path.clone(),
@@ -84,11 +89,12 @@ pub fn segment_detail(path: impl AsRef<Path>) -> Result<SegmentDetail> {
         Opened::Seg(seg) => {
             detail.header = Ok(seg.header);
             let layout = seg.layout();
-            let raw = file
-                .read_vec(layout.footer_offset, FOOTER_LEN)
+            let at = layout.footer_offset;
+            let raw = window
+                .bytes(at, FOOTER_LEN, at.saturating_add(FOOTER_LEN))
                 .map_err(io_err)?;
             if raw.starts_with(&FOOTER_MAGIC) {
-                detail.footer_fields = footer_fields(layout.footer_offset, &raw);
+                detail.footer_fields = footer_fields(at, raw);
             }
             detail.footer = match analysis::footer(&seg).map_err(io_err)? {
                 Footer::Absent => None,

@@ -5,12 +5,12 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::format::{self, SEGMENT_HEADER_LEN};
-use crate::segment::{self, DirEntryKind};
-use crate::store::LOCK_FILE;
+use crate::names::{self, FileKind};
+use crate::rules::{self, DamageKind, SpareFate};
+use crate::source::ReadOnlyFile;
 
-use super::analysis::{self, Opened, Plan, Seg, TailClass};
-use super::{Log, OtherFile, SegmentInfo, SegmentState, io};
+use super::analysis::{self, AfterRecords, Opened, Plan, Seg};
+use super::{Log, OtherFile, SegmentInfo, SegmentState};
 
 /// One listed segment file and what opening it found.
 #[derive(Debug)]
@@ -24,6 +24,8 @@ pub(super) struct Slot {
     pub(super) activated_spare: bool,
 }
 
+// One per segment file of an inspected directory, never in a hot path: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(super) enum SlotState {
     Open { seg: Seg, plan: Plan },
@@ -38,51 +40,15 @@ pub(super) struct SpareFile {
     pub(super) id: u64,
     pub(super) path: PathBuf,
     pub(super) file_len: u64,
-    pub(super) state: SpareState,
+    /// What becomes of it (never [`SpareFate::JoinsLog`]: such a spare is listed as a segment),
+    /// or why it could not be read.
+    pub(super) fate: std::result::Result<SpareFate, String>,
 }
 
-#[derive(Debug)]
-pub(super) enum SpareState {
-    /// No valid header and nothing past it: made ahead of need, not used yet.
-    Unused,
-    /// A valid header, yet it is not the segment after the newest one.
-    Stray,
-    /// No valid header, but bytes past it.
-    Damaged,
-    Unreadable(String),
-}
-
-/// Recovery's words for a spare with a valid header that is not the next segment.
-pub(super) const SPARE_STRAY: &str =
-    "a spare segment file has a header but does not continue the log";
-/// Recovery's words for a spare without a valid header and with bytes past it.
-pub(super) const SPARE_DAMAGED: &str = "a spare segment file without a valid header holds data";
-
-/// What a spare file's bytes say it is (FORMAT.md, "Spare segments"), decided as a writable
-/// open decides: a valid header (of any format version) means it was activated; without one, it
-/// must hold nothing past the header (a crash may have torn the header flush itself).
-enum SpareKind {
-    Activated,
-    Unused,
-    Damaged,
-}
-
-fn spare_kind(path: &Path) -> std::io::Result<SpareKind> {
-    let file = io::SegmentFile::open(path)?;
-    let head = file.read_vec(0, SEGMENT_HEADER_LEN)?;
-    if matches!(
-        format::decode_segment_header(&head),
-        Ok(_) | Err(format::HeaderError::UnsupportedVersion(_))
-    ) {
-        return Ok(SpareKind::Activated);
-    }
-    let blank = head.len() as u64 == SEGMENT_HEADER_LEN
-        && file.last_nonzero(SEGMENT_HEADER_LEN, file.len)?.is_none();
-    Ok(if blank {
-        SpareKind::Unused
-    } else {
-        SpareKind::Damaged
-    })
+/// What the spare file at `path` is, read as a writable open reads it.
+fn spare_kind(path: &Path) -> std::io::Result<rules::SpareKind> {
+    let file = ReadOnlyFile::open(path)?;
+    rules::spare_kind(&file.source(), true)
 }
 
 /// Lists `dir`, opens every segment file and decides how recovery would treat each.
@@ -97,15 +63,15 @@ pub(super) fn list(dir: &Path) -> Result<Log> {
         let entry = entry.map_err(|e| Error::io("listing", &dir, e))?;
         let name: OsString = entry.file_name();
         let name = name.to_str();
-        match name.and_then(segment::parse_name) {
-            Some(DirEntryKind::Segment(id)) => files.push((id, entry.path())),
-            Some(DirEntryKind::Spare(id)) => spares.push((id, entry.path())),
-            Some(DirEntryKind::Temp(id)) => others.push(OtherFile {
+        match name.and_then(names::parse) {
+            Some(FileKind::Segment(id)) => files.push((id, entry.path())),
+            Some(FileKind::Spare(id)) => spares.push((id, entry.path())),
+            Some(FileKind::Temp(id)) => others.push(OtherFile {
                 path: entry.path(),
                 temp_of: Some(id),
             }),
-            None if name == Some(LOCK_FILE) => lock_file = true,
-            None => others.push(OtherFile {
+            Some(FileKind::Lock) => lock_file = true,
+            _ => others.push(OtherFile {
                 path: entry.path(),
                 temp_of: None,
             }),
@@ -121,24 +87,22 @@ pub(super) fn list(dir: &Path) -> Result<Log> {
     let mut spare_files = Vec::new();
     for (id, path) in spares {
         let is_next = files.last().is_some_and(|(last, _)| id == last + 1);
-        let state = match spare_kind(&path) {
-            Ok(SpareKind::Activated) if is_next => {
+        let fate = match spare_kind(&path).map(|kind| rules::spare_fate(kind, is_next)) {
+            Ok(SpareFate::JoinsLog) => {
                 files.push((id, path));
                 continue;
             }
-            Ok(SpareKind::Activated) => SpareState::Stray,
-            Ok(SpareKind::Unused) => SpareState::Unused,
-            Ok(SpareKind::Damaged) => SpareState::Damaged,
+            Ok(fate) => Ok(fate),
             // Renamed into a segment, or removed, since the listing: no longer a spare.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => SpareState::Unreadable(e.to_string()),
+            Err(e) => Err(e.to_string()),
         };
         let file_len = std::fs::metadata(&path).map_or(0, |m| m.len());
         spare_files.push(SpareFile {
             id,
             path,
             file_len,
-            state,
+            fate,
         });
     }
 
@@ -183,7 +147,7 @@ pub(super) fn list(dir: &Path) -> Result<Log> {
 fn open_segment(dir: &Path, id: u64, path: PathBuf) -> (PathBuf, std::io::Result<Opened>) {
     let opened = analysis::open(&path, Some(id));
     if matches!(opened, Ok(Opened::Vanished)) && path.extension().is_some_and(|e| e == "spare") {
-        let renamed = dir.join(segment::file_name(id));
+        let renamed = dir.join(names::segment(id));
         let again = analysis::open(&renamed, Some(id));
         return (renamed, again);
     }
@@ -206,11 +170,10 @@ fn slot_state(opened: std::io::Result<Opened>, newest: bool) -> SlotState {
 impl SpareFile {
     pub(super) fn info(&self) -> SegmentInfo {
         let mut info = SegmentInfo::blank(self.path.clone(), self.id, self.file_len);
-        match &self.state {
-            SpareState::Unused => info.state = SegmentState::Spare,
-            SpareState::Stray => info.note = Some(SPARE_STRAY.into()),
-            SpareState::Damaged => info.note = Some(SPARE_DAMAGED.into()),
-            SpareState::Unreadable(why) => {
+        match &self.fate {
+            Ok(SpareFate::Unused | SpareFate::JoinsLog) => info.state = SegmentState::Spare,
+            Ok(SpareFate::Refused(kind)) => info.note = Some(kind.to_string()),
+            Err(why) => {
                 info.state = SegmentState::Unreadable;
                 info.note = Some(why.clone());
             }
@@ -242,7 +205,7 @@ impl Slot {
         let mut info = SegmentInfo::blank(self.path.clone(), self.id, self.file_len);
         match &self.state {
             SlotState::Open { seg, plan } => {
-                let (first, next, end) = plan.extent(seg);
+                let (first, next, end) = seg.extent(plan);
                 let layout = seg.layout();
                 info.header = Some(seg.header);
                 info.records = next.saturating_sub(first);
@@ -281,15 +244,12 @@ impl Slot {
 
 /// Recovery's words for a seal whose first record does not check out.
 pub(super) fn first_record_mismatch(first: u64, last: u64) -> String {
-    format!(
-        "the segment is sealed as holding records {first}..={last}, but its first record is \
-         damaged or does not start that range"
-    )
+    DamageKind::SealFirstRecord { first, last }.to_string()
 }
 
 fn scanned_note(
     prefix: &analysis::Prefix,
-    tail: &TailClass,
+    tail: &AfterRecords,
     footer_problem: Option<&str>,
     newest: bool,
 ) -> Option<String> {
@@ -298,17 +258,17 @@ fn scanned_note(
         notes.push(format!("invalid seal footer ({why})"));
     }
     match tail {
-        TailClass::Clean => {}
-        TailClass::Torn { end } if newest => notes.push(format!(
+        AfterRecords::Clean => {}
+        AfterRecords::Torn { end } if newest => notes.push(format!(
             "torn tail: {} bytes after offset {}",
             end - prefix.end,
             prefix.end
         )),
-        TailClass::Torn { .. } => notes.push(format!(
+        AfterRecords::Torn { .. } => notes.push(format!(
             "invalid bytes after offset {} (corruption: a newer segment follows)",
             prefix.end
         )),
-        TailClass::Corrupt { .. } => notes.push(format!("corruption at offset {}", prefix.end)),
+        AfterRecords::Damaged { .. } => notes.push(format!("corruption at offset {}", prefix.end)),
     }
     (!notes.is_empty()).then(|| notes.join("; "))
 }

@@ -5,13 +5,14 @@ use std::collections::VecDeque;
 
 use crate::error::{Error, Result};
 use crate::format::FLAG_BATCH_CONTINUES;
+use crate::names;
 use crate::record::RecordType;
-use crate::segment;
+use crate::rules::{self, SpareFate};
+use crate::source::Found;
 
 use super::Log;
-use super::analysis::{Plan, Seg};
-use super::dir::{SPARE_DAMAGED, SPARE_STRAY, SlotState, SpareState, first_record_mismatch};
-use super::io::Found;
+use super::analysis::{self, Plan, Seg};
+use super::dir::SlotState;
 use super::verify::{Finding, Severity};
 use super::walk::Walk;
 
@@ -124,14 +125,14 @@ impl<'l> Entries<'l> {
         let slot = &log.slots[i];
         let newest = Some(i) == self.newest;
         let extent = match &slot.state {
-            SlotState::Open { seg, plan } => Some(plan.extent(seg)),
+            SlotState::Open { seg, plan } => Some(seg.extent(plan)),
             _ => None,
         };
         // A segment is skipped only when the records wanted are elsewhere for sure: it starts
         // after `to`, or the segment after it starts where it ends, before `from` (so nothing
         // past its records, a torn tail or damage, can concern them either).
         let successor_first = log.slots.get(i + 1).and_then(|next| match &next.state {
-            SlotState::Open { seg, plan } if next.id == slot.id + 1 => Some(plan.extent(seg).0),
+            SlotState::Open { seg, plan } if next.id == slot.id + 1 => Some(seg.extent(plan).0),
             _ => None,
         });
         let skipped = extent.is_some_and(|(first, next, _)| {
@@ -147,18 +148,13 @@ impl<'l> Entries<'l> {
             return;
         }
         if let Some((prev_id, _)) = prev
-            && slot.id != prev_id + 1
+            && let Some(damage) = rules::missing_segment(&log.dir, prev_id, slot.id)
         {
             let missing = prev_id + 1;
-            self.finding(Finding::at(
+            self.finding(Finding::from_damage(
                 Severity::Corruption,
-                log.dir.join(segment::file_name(missing)),
+                damage,
                 Some(missing),
-                0,
-                format!(
-                    "segment {missing} is missing between segments {prev_id} and {}",
-                    slot.id
-                ),
             ));
         }
         let at = |severity, what: String| {
@@ -180,34 +176,22 @@ impl<'l> Entries<'l> {
                         format!(
                             "an activated spare whose rename to {} a crash lost; recovery \
                              renames it",
-                            segment::file_name(slot.id)
+                            names::segment(slot.id)
                         ),
                     ));
                 }
                 let log_id = *self.log_id.get_or_insert(seg.header.log_id);
-                if log_id != seg.header.log_id {
-                    self.finding(at(
-                        Severity::Corruption,
-                        "segment belongs to another log (log id differs)".into(),
-                    ));
-                }
-                if let Some((prev_id, Some(prev_next))) = prev
-                    && prev_id + 1 == seg.id
-                    && seg.base_seq() != prev_next
+                let previous_next = prev
+                    .filter(|&(prev_id, _)| prev_id + 1 == seg.id)
+                    .and_then(|(_, next)| next);
+                if let Some(damage) =
+                    rules::continuity(seg.path(), &seg.checked, log_id, previous_next)
                 {
-                    let mut f = at(
+                    self.finding(Finding::from_damage(
                         Severity::Corruption,
-                        format!(
-                            "segment starts at sequence {} but the previous one ends before {} \
-                             (record {} is followed by record {})",
-                            seg.base_seq(),
-                            prev_next,
-                            prev_next.saturating_sub(1),
-                            seg.base_seq()
-                        ),
-                    );
-                    f.seq = Some(prev_next);
-                    self.finding(f);
+                        damage,
+                        Some(seg.id),
+                    ));
                 }
                 self.plan_findings(seg, plan, newest);
                 self.walk = Some(Walk::new(seg, plan, newest));
@@ -218,13 +202,12 @@ impl<'l> Entries<'l> {
     /// Spare files come after every segment: a spare is at most the next one.
     fn spare_findings(&mut self) {
         for spare in &self.log.spares {
-            let (severity, what) = match &spare.state {
-                SpareState::Unused => (Severity::Note, "spare segment (not yet used)".into()),
-                SpareState::Stray => (Severity::Corruption, SPARE_STRAY.into()),
-                SpareState::Damaged => (Severity::Corruption, SPARE_DAMAGED.into()),
-                SpareState::Unreadable(why) => {
-                    (Severity::Unreadable, format!("cannot be read: {why}"))
+            let (severity, what) = match &spare.fate {
+                Ok(SpareFate::Unused | SpareFate::JoinsLog) => {
+                    (Severity::Note, "spare segment (not yet used)".into())
                 }
+                Ok(SpareFate::Refused(kind)) => (Severity::Corruption, kind.to_string()),
+                Err(why) => (Severity::Unreadable, format!("cannot be read: {why}")),
             };
             self.out.push_back(Entry::Damage(Finding::at(
                 severity,
@@ -242,18 +225,15 @@ impl<'l> Entries<'l> {
         let layout = seg.layout();
         match plan {
             Plan::Sealed {
-                seal,
-                first_ok: false,
+                first_ok: false, ..
             } => {
-                let mut f = Finding::at(
-                    Severity::Corruption,
-                    path,
-                    Some(seg.id),
-                    layout.data_start(),
-                    first_record_mismatch(seal.first_seq, seal.last_seq),
-                );
-                f.seq = Some(seg.base_seq());
-                self.finding(f);
+                if let Some(damage) = analysis::plan_damage(seg, plan, newest) {
+                    self.finding(Finding::from_damage(
+                        Severity::Corruption,
+                        damage,
+                        Some(seg.id),
+                    ));
+                }
             }
             Plan::Sealed { .. } => {}
             Plan::Scanned {

@@ -3,10 +3,12 @@
 use crate::error::{Error, Result};
 
 use super::Log;
+use crate::rules::DamageKind;
+use crate::source::Window;
+
 use super::analysis::{self, Plan, Seg};
 use super::dir::SlotState;
 use super::entries::Record;
-use super::io::Window;
 
 /// [`Log::get`]: positioned by the persisted index of a sealed segment when it checks out, then
 /// a walk over record headers, and the checksum of the record returned.
@@ -15,7 +17,7 @@ pub(super) fn get(log: &Log, seq: u64) -> Result<Option<Record>> {
         let SlotState::Open { seg, plan } = &slot.state else {
             continue;
         };
-        let (first, next, end) = plan.extent(seg);
+        let (first, next, end) = seg.extent(plan);
         if !(first..next).contains(&seq) {
             continue;
         }
@@ -66,11 +68,11 @@ fn walk_to(
         };
         let found_seq = loc.header.seq.get();
         if found_seq != seq {
-            return Ok(Err(damaged(
-                off,
-                seq,
-                format!("record {found_seq} where record {seq} should be"),
-            )));
+            let wrong = DamageKind::WrongSeq {
+                found: found_seq,
+                expected: seq,
+            };
+            return Ok(Err(damaged(off, seq, wrong.to_string())));
         }
         if seq == target {
             return Ok(match window.record(off, end, seg.binding())? {

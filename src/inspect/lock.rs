@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::store::LOCK_FILE;
+use crate::names::LOCK_FILE;
 
 /// Whether a writer holds the lock of a log directory.
 #[derive(Clone, Debug, PartialEq, Eq)]

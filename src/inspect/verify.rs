@@ -85,6 +85,23 @@ impl Finding {
         }
     }
 
+    /// The finding for `damage`, found by the recovery rules, about segment `segment`.
+    pub(crate) fn from_damage(
+        severity: Severity,
+        damage: crate::rules::Damage,
+        segment: Option<u64>,
+    ) -> Finding {
+        Finding {
+            severity,
+            segment,
+            offset: Some(damage.offset),
+            len: None,
+            seq: damage.seq,
+            what: damage.kind.to_string(),
+            file: damage.file,
+        }
+    }
+
     fn about(severity: Severity, file: &Path, what: String) -> Finding {
         Finding {
             severity,

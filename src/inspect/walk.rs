@@ -5,10 +5,11 @@
 use std::collections::VecDeque;
 
 use crate::format::{FLAG_BATCH_CONTINUES, RECORD_ALIGN, RECORD_HEADER_LEN, RecordError, Seal};
+use crate::rules::DamageKind;
+use crate::source::Window;
 
-use super::analysis::{Plan, Prefix, Seg, TailClass};
+use super::analysis::{AfterRecords, Plan, Prefix, Seg};
 use super::entries::{Entry, Record};
-use super::io::Window;
 use super::verify::{Finding, Severity};
 
 /// Damaged bytes being skipped: where they start and what was wrong there.
@@ -28,7 +29,7 @@ enum Phase {
     /// The finding about a scanned segment's tail.
     TailStart {
         prefix: Prefix,
-        tail: TailClass,
+        tail: AfterRecords,
     },
     /// Valid records inside a tail (none of them in the log), up to `end`.
     Tail {
@@ -68,7 +69,7 @@ impl<'l> Walk<'l> {
                 prefix.end,
                 None,
                 Phase::TailStart {
-                    prefix: *prefix,
+                    prefix: prefix.clone(),
                     tail: tail.clone(),
                 },
             ),
@@ -269,11 +270,7 @@ impl<'l> Walk<'l> {
                 "the last record of a sealed segment says its batch continues".into(),
             );
         }
-        if let Some(dirty) = self
-            .seg
-            .file
-            .last_nonzero(seal.data_end, layout.data_limit)?
-        {
+        if let Some(dirty) = self.window.last_nonzero(seal.data_end, layout.data_limit)? {
             self.finding(
                 out,
                 Severity::Warning,
@@ -289,15 +286,15 @@ impl<'l> Walk<'l> {
     }
 
     /// The finding about what follows a scanned segment's valid prefix.
-    fn tail_start(&mut self, prefix: &Prefix, tail: &TailClass, out: &mut VecDeque<Entry>) {
+    fn tail_start(&mut self, prefix: &Prefix, tail: &AfterRecords, out: &mut VecDeque<Entry>) {
         let x = prefix.next_seq;
         self.expected = x;
         let (severity, end, what) = match tail {
-            TailClass::Clean => {
+            AfterRecords::Clean => {
                 self.phase = Phase::Done;
                 return;
             }
-            TailClass::Torn { end } if self.newest => {
+            AfterRecords::Torn { end } if self.newest => {
                 let batch = if prefix.raw_next_seq > x {
                     format!(
                         " (records {x}..={} are an unfinished batch)",
@@ -316,14 +313,14 @@ impl<'l> Walk<'l> {
                     ),
                 )
             }
-            TailClass::Torn { end } => (
+            AfterRecords::Torn { end } => (
                 Severity::Corruption,
                 *end,
-                "invalid bytes after the last valid record of a segment that is followed by \
-                 another (it was fully flushed before the next one was created)"
-                    .into(),
+                DamageKind::InvalidBeforeNewer.to_string(),
             ),
-            TailClass::Corrupt { end, detail } => (Severity::Corruption, *end, detail.clone()),
+            AfterRecords::Damaged { end, damage } => {
+                (Severity::Corruption, *end, damage.kind.to_string())
+            }
         };
         self.finding(out, severity, prefix.end, what);
         if let Some(Entry::Damage(f)) = out.back_mut() {

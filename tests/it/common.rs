@@ -217,7 +217,7 @@ pub fn copy_dir(src: &Path) -> TempDir {
 
 /// The name a segment file with this id has.
 pub fn segment_name(id: u64) -> String {
-    format!("{id:020}.seg")
+    softadastra_wal::names::segment(id)
 }
 
 /// The segment files of a log directory, oldest first.

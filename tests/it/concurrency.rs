@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use softadastra_wal::{RecordRef, RecordType, WalStore};
+use softadastra_wal::{RecordRef, RecordType, WalReader, WalStore};
 
 use crate::common::{small_config, tempdir};
 
@@ -108,4 +108,90 @@ fn readers_see_gap_free_intact_prefixes_during_appends_rotation_and_truncation()
     let reopened = WalStore::open(small_config(dir.path())).unwrap();
     assert_eq!(reopened.last_seq(), Some(1600));
     reopened.reader().for_each(|r| check_record(&r)).unwrap();
+}
+
+/// Readers without the lock (`WalReader::open`, then `refresh`, as another process would read)
+/// scan the newest segment while the writer is still changing it: they read those bytes by copy,
+/// and every snapshot they make is a gap-free run of intact records that only grows at its end,
+/// while the writer appends, rotates and truncates.
+#[test]
+fn directory_readers_see_intact_prefixes_of_a_live_log() {
+    let dir = tempdir();
+    let store = WalStore::open(small_config(dir.path())).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let path = dir.path().to_path_buf();
+    std::thread::scope(|s| {
+        let writer = {
+            let w = store.writer();
+            s.spawn(move || {
+                for counter in 0..1500u32 {
+                    let payload = payload(0, counter);
+                    if counter % 7 == 0 {
+                        let batch = [
+                            (RecordType::Put, &payload[..]),
+                            (RecordType::Put, &b"x"[..]),
+                        ];
+                        w.append_batch(batch).unwrap();
+                    } else {
+                        w.append(RecordType::Put, &payload).unwrap();
+                    }
+                }
+            })
+        };
+        let truncator = {
+            let (store, stop) = (store.clone(), stop.clone());
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Some(last) = store.last_seq() {
+                        store.truncate_before(last.saturating_sub(200)).unwrap();
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+            })
+        };
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (path, stop) = (path.clone(), stop.clone());
+                s.spawn(move || {
+                    let mut reader = WalReader::open(&path).unwrap();
+                    let (mut snapshots, mut newest) = (0u32, 0u64);
+                    while !stop.load(Ordering::Relaxed) || snapshots < 5 {
+                        reader.refresh().unwrap();
+                        snapshots += 1;
+                        let (Some(first), Some(last)) = (reader.first_seq(), reader.last_seq())
+                        else {
+                            continue;
+                        };
+                        assert!(last >= newest, "the log went backwards: {last} < {newest}");
+                        newest = last;
+                        let mut expected = first;
+                        for r in reader.iter() {
+                            let r = r.unwrap();
+                            assert_eq!(r.seq(), expected, "gap in a snapshot");
+                            if r.payload() != b"x" {
+                                check_record(&r);
+                            }
+                            expected += 1;
+                        }
+                        assert_eq!(expected, last + 1, "snapshot ended early");
+                        let r = reader
+                            .get(last)
+                            .unwrap()
+                            .expect("newest record in snapshot");
+                        assert_eq!(r.seq(), last);
+                    }
+                    snapshots
+                })
+            })
+            .collect();
+        writer.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        truncator.join().unwrap();
+        for r in readers {
+            assert!(r.join().unwrap() >= 5);
+        }
+    });
+    let last = store.last_seq();
+    let reader = WalReader::open(dir.path()).unwrap();
+    assert_eq!(reader.last_seq(), last);
 }

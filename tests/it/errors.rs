@@ -372,7 +372,7 @@ fn unrelated_files_and_leftover_temporary_segments() {
     }
     let next_id = segment_paths(dir.path()).len() as u64 + 1;
     // A crash while creating the next segment leaves its temporary file; other files are not ours.
-    let tmp = dir.path().join(format!("{next_id:020}.seg.tmp"));
+    let tmp = dir.path().join(softadastra_wal::names::temp(next_id));
     std::fs::write(&tmp, vec![0xA5u8; 5000]).unwrap();
     for other in [
         "notes.txt",

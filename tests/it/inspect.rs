@@ -346,7 +346,7 @@ fn damage(dir: &Path, rng: &mut Rng) -> String {
             // one without a header but with data, or one with a header after a gap.
             let newest = segment_paths(dir).pop().unwrap_or(path);
             let info = seg_info(&newest);
-            let spare = |id: u64| dir.join(format!("{id:020}.spare"));
+            let spare = |id: u64| dir.join(softadastra_wal::names::spare(id));
             let blank = vec![0u8; usize::try_from(info.size).unwrap_or(0)];
             let done = match rng.below(4) {
                 0 => std::fs::write(spare(info.segment_id + 1), &blank),

@@ -9,7 +9,7 @@ use softadastra_wal::{RecordType, WalReader, WalRecord, WalStore};
 use crate::common::{assert_log, collect, patch_file, segment_paths, small_config, tempdir};
 
 fn spare_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("{id:020}.spare"))
+    dir.join(softadastra_wal::names::spare(id))
 }
 
 fn spares(dir: &Path) -> Vec<PathBuf> {

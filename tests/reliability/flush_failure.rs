@@ -953,7 +953,8 @@ fn craft_crash_after_create(dir: &Path) {
     let header = format::encode_segment_header(&seg.layout, seg.binding.log_id, id, seg.next_seq);
     let mut bytes = vec![0u8; seg.layout.size as usize];
     bytes[..SEGMENT_HEADER_LEN as usize].copy_from_slice(&segment_header_bytes(&header));
-    std::fs::write(dir.join(format!("{id:020}.seg")), &bytes).expect("write crafted segment");
-    std::fs::write(dir.join(format!("{:020}.seg.tmp", id + 1)), [1u8; 64])
+    std::fs::write(dir.join(softadastra_wal::names::segment(id)), &bytes)
+        .expect("write crafted segment");
+    std::fs::write(dir.join(softadastra_wal::names::temp(id + 1)), [1u8; 64])
         .expect("write leftover temporary file");
 }

@@ -188,7 +188,7 @@ impl Workspace {
         for entry in fs::read_dir(&self.dir).map_err(failed)? {
             let path = entry.map_err(failed)?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name == "wal.lock" || name.ends_with(".seg") || name.ends_with(".seg.tmp") {
+            if softadastra_wal::names::parse(name).is_some() {
                 fs::remove_file(&path).map_err(failed)?;
             }
         }

@@ -193,7 +193,7 @@ impl Copy {
 }
 
 fn segment_name(id: u64) -> String {
-    format!("{id:020}.seg")
+    softadastra_wal::names::segment(id)
 }
 
 /// Refuses an output directory that has anything in it: salvage never mixes its records into

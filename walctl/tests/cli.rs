@@ -764,7 +764,7 @@ fn commands_work_while_an_application_appends() -> TestResult {
 
 /// The file name of spare `id`.
 fn spare_path(dir: &std::path::Path, id: u64) -> std::path::PathBuf {
-    dir.join(format!("{id:020}.spare"))
+    dir.join(softadastra_wal::names::spare(id))
 }
 
 /// What recovery says about a copy of `dir`: the records it opens with, or its error.

@@ -33,7 +33,7 @@ pub const PAGE: usize = 4096;
 /// The unit a drive writes atomically: a torn page is a mix of old and new sectors.
 pub const SECTOR: usize = 512;
 /// Never part of an image: the store recreates it, and nothing in it is data.
-const LOCK_FILE: &str = "wal.lock";
+use softadastra_wal::names::LOCK_FILE;
 
 /// One file of the model, by identity.
 #[derive(Clone, Debug)]

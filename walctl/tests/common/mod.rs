@@ -99,7 +99,7 @@ pub fn build_log(dir: &Path, n: u64) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 pub fn segment_path(dir: &Path, id: u64) -> PathBuf {
-    dir.join(format!("{id:020}.seg"))
+    dir.join(softadastra_wal::names::segment(id))
 }
 
 /// Segment number and offset of record `seq` in a log made by [`build_log`].

@@ -90,13 +90,24 @@ impl Mapping {
 
     /// Copies `bytes` into the mapping at `offset`.
     ///
-    /// The caller must hold the writer's lock and write only past the segment's published end.
-    pub(crate) fn write(&self, offset: usize, bytes: &[u8]) -> io::Result<()> {
+    /// # Errors
+    ///
+    /// `PermissionDenied` for a read-only mapping, `InvalidInput` for a range outside it.
+    ///
+    /// # Safety
+    ///
+    /// No `&[u8]` over `offset..offset + bytes.len()` may be alive, in this process, while the
+    /// bytes change, and no other write to the range may race with this one. In this crate that
+    /// means one of: the range is past the segment's published end and the caller is its one
+    /// writer (holding the writer's lock); or the segment is in no published view (a spare, or
+    /// a segment recovery holds before any reader exists); or the range is past the data region
+    /// of a segment nobody appends to any more (its seal).
+    pub(crate) unsafe fn write(&self, offset: usize, bytes: &[u8]) -> io::Result<()> {
         self.check_writable(offset, bytes.len())?;
         // SAFETY: `check_writable` proved `offset + bytes.len() <= len` and that the mapping is
         // writable (PROT_WRITE, shared). The source is a distinct Rust slice, so the ranges do not
-        // overlap. The destination lies past the published end, which no reader slices, and the
-        // caller holds the writer lock, so no other write races with this one.
+        // overlap. The caller's contract rules out a live slice over the destination and a racing
+        // write.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),
@@ -107,12 +118,19 @@ impl Mapping {
         Ok(())
     }
 
-    /// Sets `len` bytes at `offset` to zero. Same contract as [`Mapping::write`].
-    pub(crate) fn zero(&self, offset: usize, len: usize) -> io::Result<()> {
+    /// Sets `len` bytes at `offset` to zero.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mapping::write`].
+    ///
+    /// # Safety
+    ///
+    /// As [`Mapping::write`].
+    pub(crate) unsafe fn zero(&self, offset: usize, len: usize) -> io::Result<()> {
         self.check_writable(offset, len)?;
-        // SAFETY: bounds and writability checked by `check_writable`; the range is past the
-        // published end (or the store is still opening and no reader exists), and the caller holds
-        // the writer lock.
+        // SAFETY: bounds and writability checked by `check_writable`; the caller's contract rules
+        // out a live slice over the range and a racing write.
         unsafe {
             std::ptr::write_bytes(self.raw.as_mut_ptr().add(offset), 0, len);
         }
@@ -179,17 +197,22 @@ mod tests {
         let file = tempfile::tempfile().unwrap();
         file.set_len(8192).unwrap();
         let map = Mapping::read_write(&file).unwrap();
-        map.write(100, b"abc").unwrap();
+        // SAFETY: the test owns the only mapping and forms no slice while writing.
+        unsafe { map.write(100, b"abc").unwrap() };
         assert_eq!(map.stable_range(100, 103).unwrap(), b"abc");
-        assert!(map.write(8190, b"abc").is_err());
-        assert!(map.zero(usize::MAX, 2).is_err());
+        // SAFETY: as above (and these are refused before anything is written).
+        unsafe {
+            assert!(map.write(8190, b"abc").is_err());
+            assert!(map.zero(usize::MAX, 2).is_err());
+        }
         assert!(map.stable_range(10, 9000).is_none());
         assert!(map.stable_range(10, 9).is_none());
         map.flush_range(0, 8192).unwrap();
         assert!(map.flush_range(1, 8192).is_err());
         let ro = Mapping::read_only(&file).unwrap();
         assert_eq!(ro.stable_range(100, 103).unwrap(), b"abc");
-        assert!(ro.write(0, b"x").is_err());
+        // SAFETY: refused before anything is written (the mapping is read-only).
+        assert!(unsafe { ro.write(0, b"x") }.is_err());
     }
 
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
