@@ -48,6 +48,11 @@
 //! # }
 //! ```
 
+// The codec parses untrusted bytes: every access is checked (`get`), never indexed.
+#![deny(clippy::indexing_slicing)]
+
+use std::ops::Range;
+
 use zerocopy::byteorder::little_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
@@ -74,6 +79,21 @@ pub const RECORD_ALIGN: u64 = 8;
 pub const FLAG_BATCH_CONTINUES: u8 = 0b0000_0001;
 /// Every flag bit this version knows; any other bit set makes a record invalid.
 pub const KNOWN_FLAGS: u8 = FLAG_BATCH_CONTINUES;
+
+/// The bytes of a segment header its checksum covers: every field before the checksum.
+pub const SEGMENT_HEADER_CRC_COVERS: Range<usize> = 0..60;
+/// The bytes of a record header its checksum covers, after the segment binding and before the
+/// payload: every field after the checksum.
+pub const RECORD_HEADER_CRC_COVERS: Range<usize> = 4..32;
+/// The bytes of a seal footer its checksum covers, after the segment binding: every field
+/// before the checksum.
+pub const FOOTER_CRC_COVERS: Range<usize> = 0..60;
+
+/// The part of a structure's bytes that its checksum covers. The structures' sizes are checked
+/// against the ranges at compile time, so the range always fits.
+fn covered(bytes: &[u8], range: Range<usize>) -> &[u8] {
+    bytes.get(range).unwrap_or(&[])
+}
 
 /// Segment header, offset 0 of every segment file. The checksum covers bytes 0..60.
 ///
@@ -173,6 +193,9 @@ const _: () = assert!(size_of::<SegmentHeader>() as u64 == SEGMENT_HEADER_LEN);
 const _: () = assert!(size_of::<RecordHeader>() as u64 == RECORD_HEADER_LEN);
 const _: () = assert!(size_of::<SealFooter>() as u64 == FOOTER_LEN);
 const _: () = assert!(size_of::<IndexEntry>() as u64 == INDEX_ENTRY_LEN);
+const _: () = assert!(SEGMENT_HEADER_CRC_COVERS.end + 4 == SEGMENT_HEADER_LEN as usize);
+const _: () = assert!(RECORD_HEADER_CRC_COVERS.end == RECORD_HEADER_LEN as usize);
+const _: () = assert!(FOOTER_CRC_COVERS.end + 4 == FOOTER_LEN as usize);
 
 /// What a record's checksum binds it to: the log and the segment it was written into. A record
 /// copied from another log or another segment fails its checksum.
@@ -338,7 +361,10 @@ pub fn encode_segment_header(
         reserved: [0; 4],
         crc: U32::new(0),
     };
-    h.crc = U32::new(crc32fast::hash(&h.as_bytes()[..60]));
+    h.crc = U32::new(crc32fast::hash(covered(
+        h.as_bytes(),
+        SEGMENT_HEADER_CRC_COVERS,
+    )));
     h
 }
 
@@ -388,7 +414,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<(SegmentHeader, Layout), He
     if h.magic != SEGMENT_MAGIC {
         return Err(HeaderError::BadMagic);
     }
-    if crc32fast::hash(&h.as_bytes()[..60]) != h.crc.get() {
+    if crc32fast::hash(covered(h.as_bytes(), SEGMENT_HEADER_CRC_COVERS)) != h.crc.get() {
         return Err(HeaderError::BadChecksum);
     }
     if h.version.get() != FORMAT_VERSION {
@@ -437,7 +463,7 @@ pub fn encode_record_header(
         unsynced_before: U32::new(unsynced_before),
     };
     let mut hasher = binding.hasher();
-    hasher.update(&h.as_bytes()[4..]);
+    hasher.update(covered(h.as_bytes(), RECORD_HEADER_CRC_COVERS));
     hasher.update(payload);
     h.crc = U32::new(hasher.finalize());
     h
@@ -519,8 +545,13 @@ pub fn locate_record(region: &[u8], offset: u64, limit: u64) -> Result<Located, 
     if header_end > limit {
         return Err(RecordError::Truncated);
     }
-    // Both bounds were checked against `region.len()` just above.
-    let bytes = &region[offset as usize..header_end as usize];
+    let Some(bytes) = usize::try_from(offset)
+        .ok()
+        .zip(usize::try_from(header_end).ok())
+        .and_then(|(start, end)| region.get(start..end))
+    else {
+        return Err(RecordError::Truncated);
+    };
     if bytes.iter().all(|&b| b == 0) {
         return Err(RecordError::Zero);
     }
@@ -571,7 +602,7 @@ pub fn verify_record(binding: Binding, loc: &Located, payload: &[u8]) -> Result<
         return Err(RecordError::Truncated);
     }
     let mut hasher = binding.hasher();
-    hasher.update(&loc.header.as_bytes()[4..]);
+    hasher.update(covered(loc.header.as_bytes(), RECORD_HEADER_CRC_COVERS));
     hasher.update(payload);
     if hasher.finalize() == loc.header.crc.get() {
         Ok(())
@@ -623,7 +654,7 @@ pub fn encode_footer(
         crc: U32::new(0),
     };
     let mut hasher = binding.hasher();
-    hasher.update(&f.as_bytes()[..60]);
+    hasher.update(covered(f.as_bytes(), FOOTER_CRC_COVERS));
     f.crc = U32::new(hasher.finalize());
     f
 }
@@ -681,7 +712,7 @@ pub fn decode_footer_bytes(
         return Ok(None);
     }
     let mut hasher = binding.hasher();
-    hasher.update(&f.as_bytes()[..60]);
+    hasher.update(covered(f.as_bytes(), FOOTER_CRC_COVERS));
     if hasher.finalize() != f.crc.get() {
         return Err("seal footer checksum mismatch".into());
     }

@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
-#![deny(missing_docs)]
+// Library code returns errors as values: nothing a file, a user or the OS can cause may panic.
+// (Tests may: see clippy.toml.) `missing_docs` and `unsafe_code` are set in Cargo.toml.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod config;
 mod error;

@@ -14,7 +14,7 @@ use crate::events::event;
 use crate::names::{self, FileKind};
 use crate::rules::{self, AfterRecords, Liveness, Plan, SpareFate};
 use crate::segment::{Segment, SegmentView};
-use crate::source::{ByteSource, ReadOnlyFile};
+use crate::source::{ByteSource, FileSource};
 use crate::sys::Sys;
 
 /// Bytes that opening a store cut from the end of the log: the unfinished write of a crash.
@@ -166,11 +166,11 @@ fn settle_spares(
     for &id in spares {
         let spare = dir.join(names::spare(id));
         let is_next = files.last().is_some_and(|(last, _)| id == last + 1);
-        let file = ReadOnlyFile::open(&spare).map_err(|e| Error::io("opening", &spare, e))?;
+        let file = FileSource::open(&spare).map_err(|e| Error::io("opening", &spare, e))?;
         // Only a writable open, which removes an unused spare, reads more than its header to
         // make sure nothing was written past it.
-        let kind = rules::spare_kind(&file.source(), writable)
-            .map_err(|e| Error::io("reading", &spare, e))?;
+        let kind =
+            rules::spare_kind(&file, writable).map_err(|e| Error::io("reading", &spare, e))?;
         drop(file);
         match rules::spare_fate(kind, is_next) {
             SpareFate::Unused => {
@@ -218,7 +218,10 @@ fn recover_segment(
     let plan = if writable {
         decide(&seg.still_source(), &seg, is_last, Liveness::Still)?
     } else {
-        decide(&seg.copying_source(), &seg, is_last, Liveness::Reading)?
+        let src = seg
+            .copying_source()
+            .map_err(|e| Error::io("opening", seg.path(), e))?;
+        decide(&src, &seg, is_last, Liveness::Reading)?
     };
     let (prefix, tail) = match plan {
         Plan::Sealed { seal, .. } => {

@@ -49,42 +49,18 @@ pub(crate) trait ByteSource {
     ) -> io::Result<Fetched<'s>>;
 }
 
-/// A segment file read with positioned reads: every byte is copied, so the file may change or
-/// shrink while it is read without harm (short reads, unexpected bytes, never a signal).
-#[derive(Debug)]
-pub(crate) struct FileSource<'f> {
-    path: &'f Path,
-    file: &'f File,
-    len: u64,
-}
-
-impl<'f> FileSource<'f> {
-    /// Reads `file` (found at `path`), whose length is `len` bytes.
-    pub(crate) fn new(path: &'f Path, file: &'f File, len: u64) -> FileSource<'f> {
-        FileSource { path, file, len }
-    }
-}
-
-impl ByteSource for FileSource<'_> {
-    fn path(&self) -> &Path {
-        self.path
-    }
-
-    fn len(&self) -> u64 {
-        self.len
-    }
-
-    fn fetch<'s>(
-        &'s self,
-        offset: u64,
-        min: u64,
-        end: u64,
-        buf: &mut Vec<u8>,
-    ) -> io::Result<Fetched<'s>> {
-        let want = min.max(CHUNK).min(end.saturating_sub(offset)).max(min);
-        read_into(self.file, offset, want, buf)?;
-        Ok(Fetched::Copied)
-    }
+/// Copies at least `min` bytes from `offset` of `file` into `buf` (fewer only at the end of the
+/// file), a bounded chunk more if `end` allows.
+fn copy_chunk(
+    file: &File,
+    offset: u64,
+    min: u64,
+    end: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<Fetched<'static>> {
+    let want = min.max(CHUNK).min(end.saturating_sub(offset)).max(min);
+    read_into(file, offset, want, buf)?;
+    Ok(Fetched::Copied)
 }
 
 /// A mapping whose bytes in the ranges asked for no longer change: lends them.
@@ -314,32 +290,31 @@ impl<'s> Window<'s> {
     }
 }
 
-/// A segment file opened for reading only, with its path and its length when it was opened.
+/// A segment file read with positioned reads: every byte is copied, so the file may change or
+/// shrink while it is read without harm (short reads, unexpected bytes, never a signal).
 #[derive(Debug)]
-pub(crate) struct ReadOnlyFile {
+pub(crate) struct FileSource {
     pub(crate) path: PathBuf,
     pub(crate) file: File,
+    /// The length when the file was opened.
     pub(crate) len: u64,
 }
 
-impl ReadOnlyFile {
-    pub(crate) fn open(path: &Path) -> io::Result<ReadOnlyFile> {
+impl FileSource {
+    /// Opens the file at `path` for reading.
+    pub(crate) fn open(path: &Path) -> io::Result<FileSource> {
         let file = File::open(path)?;
         let len = file.metadata()?.len();
-        Ok(ReadOnlyFile {
-            path: path.to_path_buf(),
-            file,
-            len,
-        })
+        Ok(FileSource::new(path.to_path_buf(), file, len))
     }
 
-    /// This file as a [`ByteSource`].
-    pub(crate) fn source(&self) -> FileSource<'_> {
-        FileSource::new(&self.path, &self.file, self.len)
+    /// Reads `file` (found at `path`), whose length is `len` bytes.
+    pub(crate) fn new(path: PathBuf, file: File, len: u64) -> FileSource {
+        FileSource { path, file, len }
     }
 }
 
-impl ByteSource for ReadOnlyFile {
+impl ByteSource for FileSource {
     fn path(&self) -> &Path {
         &self.path
     }
@@ -355,7 +330,6 @@ impl ByteSource for ReadOnlyFile {
         end: u64,
         buf: &mut Vec<u8>,
     ) -> io::Result<Fetched<'s>> {
-        self.source().fetch(offset, min, end, buf)?;
-        Ok(Fetched::Copied)
+        copy_chunk(&self.file, offset, min, end, buf)
     }
 }

@@ -192,31 +192,9 @@ impl Sys {
         call()
     }
 
-    /// Makes the mapped bytes `offset..offset + len` durable.
+    /// Makes the mapped bytes `offset..offset + len` durable: `op` is [`SysOp::Flush`] for
+    /// records and headers, [`SysOp::Seal`] for the index and footer of a segment being sealed.
     pub(crate) fn flush(
-        &self,
-        map: &Mapping,
-        _file: &File,
-        path: &Path,
-        offset: usize,
-        len: usize,
-    ) -> io::Result<()> {
-        self.flush_as(SysOp::Flush, map, _file, path, offset, len)
-    }
-
-    /// Makes the mapped bytes `offset..offset + len` of a segment being sealed durable.
-    pub(crate) fn seal(
-        &self,
-        map: &Mapping,
-        file: &File,
-        path: &Path,
-        offset: usize,
-        len: usize,
-    ) -> io::Result<()> {
-        self.flush_as(SysOp::Seal, map, file, path, offset, len)
-    }
-
-    fn flush_as(
         &self,
         op: SysOp,
         map: &Mapping,

@@ -7,14 +7,14 @@ use std::path::Path;
 use crate::format::{Binding, IndexEntry, Layout, Seal};
 use crate::rules::{self, Checked, Liveness};
 pub(crate) use crate::rules::{AfterRecords, Footer, Plan, Prefix};
-use crate::source::ReadOnlyFile;
+use crate::source::FileSource;
 
 use super::HeaderInfo;
 
 /// A segment file whose header checked out.
 #[derive(Debug)]
 pub(crate) struct Seg {
-    pub(crate) file: ReadOnlyFile,
+    pub(crate) file: FileSource,
     pub(crate) id: u64,
     pub(crate) header: HeaderInfo,
     pub(crate) checked: Checked,
@@ -58,12 +58,12 @@ pub(crate) enum Opened {
 /// Opens `path` (segment number `id`, or the header's own number when `id` is `None`) and
 /// checks its header as recovery does.
 pub(crate) fn open(path: &Path, id: Option<u64>) -> io::Result<Opened> {
-    let file = match ReadOnlyFile::open(path) {
+    let file = match FileSource::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Opened::Vanished),
         Err(e) => return Err(e),
     };
-    let checked = match rules::check_header(&file.source(), id)? {
+    let checked = match rules::check_header(&file, id)? {
         Ok(checked) => checked,
         Err(damage) => return Ok(Opened::Rejected(damage.kind.to_string())),
     };
@@ -76,7 +76,7 @@ pub(crate) fn open(path: &Path, id: Option<u64>) -> io::Result<Opened> {
 }
 
 pub(crate) fn footer(seg: &Seg) -> io::Result<Footer> {
-    rules::footer(&seg.file.source(), &seg.checked)
+    rules::footer(&seg.file, &seg.checked)
 }
 
 /// The persisted index of a sealed segment, checked as a reader checks it before using it.
@@ -84,21 +84,16 @@ pub(crate) fn persisted_index(
     seg: &Seg,
     seal: &Seal,
 ) -> io::Result<Result<Vec<IndexEntry>, String>> {
-    rules::persisted_index(&seg.file.source(), &seg.checked, seal)
+    rules::persisted_index(&seg.file, &seg.checked, seal)
 }
 
 /// Decides how recovery treats `seg`, looking again at a newest segment whose tail is not clean
 /// while a live writer moves its end.
 pub(crate) fn plan(seg: &Seg, newest: bool) -> io::Result<Plan> {
-    rules::plan(
-        &seg.file.source(),
-        &seg.checked,
-        newest,
-        Liveness::Inspecting,
-    )
+    rules::plan(&seg.file, &seg.checked, newest, Liveness::Inspecting)
 }
 
 /// The damage `plan` proves, worded as recovery words it when it refuses the log.
 pub(crate) fn plan_damage(seg: &Seg, plan: &Plan, newest: bool) -> Option<rules::Damage> {
-    rules::plan_damage(&seg.file.source(), &seg.checked, plan, newest)
+    rules::plan_damage(&seg.file, &seg.checked, plan, newest)
 }

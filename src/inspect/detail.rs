@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::format::{FOOTER_LEN, FOOTER_MAGIC, SEGMENT_HEADER_LEN, SEGMENT_MAGIC};
 use crate::names::{self, FileKind};
-use crate::source::{ReadOnlyFile, Window};
+use crate::source::{FileSource, Window};
 
 use super::analysis::{self, Footer, Opened};
 use super::dir::{Slot, SlotState};
@@ -67,7 +67,7 @@ pub fn segment_detail(path: impl AsRef<Path>) -> Result<SegmentDetail> {
         Some(FileKind::Segment(id)) => Some(id),
         _ => None,
     };
-    let file = ReadOnlyFile::open(&path).map_err(io_err)?;
+    let file = FileSource::open(&path).map_err(io_err)?;
     let mut window = Window::new(&file);
     let header_fields = header_fields(
         window

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::names::{self, FileKind};
 use crate::rules::{self, DamageKind, SpareFate};
-use crate::source::ReadOnlyFile;
+use crate::source::FileSource;
 
 use super::analysis::{self, AfterRecords, Opened, Plan, Seg};
 use super::{Log, OtherFile, SegmentInfo, SegmentState};
@@ -47,8 +47,8 @@ pub(super) struct SpareFile {
 
 /// What the spare file at `path` is, read as a writable open reads it.
 fn spare_kind(path: &Path) -> std::io::Result<rules::SpareKind> {
-    let file = ReadOnlyFile::open(path)?;
-    rules::spare_kind(&file.source(), true)
+    let file = FileSource::open(path)?;
+    rules::spare_kind(&file, true)
 }
 
 /// Lists `dir`, opens every segment file and decides how recovery would treat each.

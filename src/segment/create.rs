@@ -16,7 +16,7 @@ use crate::format::{self, Layout};
 use crate::names;
 use crate::os::Mapping;
 use crate::segment::{Segment, io_err};
-use crate::sys::Sys;
+use crate::sys::{Sys, SysOp};
 
 /// The `action` of the `Error::Io` for a failed block allocation of a new segment, and of one
 /// for a failed creation of its temporary file. The writer tells a full disk at these steps
@@ -38,42 +38,52 @@ pub(crate) fn segment(
     base_seq: u64,
     layout: Layout,
 ) -> Result<Segment> {
-    let temp = dir.join(names::temp(id));
+    let header = format::encode_segment_header(&layout, log_id, id, base_seq);
     let path = dir.join(names::segment(id));
+    let (file, map) = durable_file(sys, dir, id, &path, layout.size, Some(header.as_bytes()))?;
+    Ok(Segment::created(path, file, map, header, layout))
+}
+
+/// Makes the file `path` (segment or spare `id`) durably: under its temporary name, `len` bytes
+/// of real blocks allocated, `header` written at offset 0 if given, synced, renamed to `path`,
+/// the directory synced; then maps it. A temporary file left by a failure is removed (or, should
+/// that fail too, by the next open).
+fn durable_file(
+    sys: &Sys,
+    dir: &Path,
+    id: u64,
+    path: &Path,
+    len: u64,
+    header: Option<&[u8]>,
+) -> Result<(File, Mapping)> {
+    let temp = dir.join(names::temp(id));
     let made = (|| {
-        let mut file = allocated_temp(sys, &temp, layout.size)?;
-        let header = format::encode_segment_header(&layout, log_id, id, base_seq);
-        file.seek(SeekFrom::Start(0))
-            .and_then(|_| file.write_all(header.as_bytes()))
-            .map_err(io_err("writing the header of", &temp))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(io_err(CREATING, &temp))?;
+        sys.allocate(&file, &temp, len)
+            .map_err(io_err(ALLOCATING, &temp))?;
+        if let Some(header) = header {
+            file.seek(SeekFrom::Start(0))
+                .and_then(|_| file.write_all(header))
+                .map_err(io_err("writing the header of", &temp))?;
+        }
         sys.sync_file(&file, &temp)
             .map_err(io_err("syncing", &temp))?;
-        sys.rename(&temp, &path)
-            .map_err(io_err("renaming", &temp))?;
+        sys.rename(&temp, path).map_err(io_err("renaming", &temp))?;
         sys.sync_dir(dir)
             .map_err(io_err("syncing directory", dir))?;
-        let map = Mapping::read_write(&file).map_err(io_err("mapping", &path))?;
-        Ok(Segment::created(path.clone(), file, map, header, layout))
+        let map = Mapping::read_write(&file).map_err(io_err("mapping", path))?;
+        Ok((file, map))
     })();
     if made.is_err() {
-        // Best effort: a leftover temporary file is also removed by the next open.
         let _ = std::fs::remove_file(&temp);
     }
     made
-}
-
-/// Creates (or empties) `temp` and allocates `len` bytes of real blocks to it.
-fn allocated_temp(sys: &Sys, temp: &Path, len: u64) -> Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(temp)
-        .map_err(io_err(CREATING, temp))?;
-    sys.allocate(&file, temp, len)
-        .map_err(io_err(ALLOCATING, temp))?;
-    Ok(file)
 }
 
 /// A file made ahead of need to become the next segment: allocated and synced, under its spare
@@ -97,37 +107,22 @@ impl Spare {
     /// Creates spare `id` in `dir`: temporary name, blocks allocated, synced, renamed to its
     /// spare name, directory synced, mapped.
     pub(crate) fn create(sys: &Sys, dir: &Path, id: u64, layout: Layout) -> Result<Spare> {
-        let temp = dir.join(names::temp(id));
         let path = dir.join(names::spare(id));
-        let made = (|| {
-            let file = allocated_temp(sys, &temp, layout.size)?;
-            sys.sync_file(&file, &temp)
-                .map_err(io_err("syncing", &temp))?;
-            sys.rename(&temp, &path)
-                .map_err(io_err("renaming", &temp))?;
-            sys.sync_dir(dir)
-                .map_err(io_err("syncing directory", dir))?;
-            let map = Mapping::read_write(&file).map_err(io_err("mapping", &path))?;
-            // The first store into a fresh segment cost 2 ms (measured: the header write of
-            // an 8 MiB segment on ext4; a page fault plus the file system's work on a block
-            // that is allocated but never written). Done here, off the append path, for the
-            // first MiB. Not for the whole segment: the prefaulted pages are written back as
-            // zeros, and for whole segments bulk write bandwidth (W3) measured 0.34-0.45 x its
-            // floor against 0.51-0.56 x with the first MiB only.
-            map.prefault_write(PREFAULT_BYTES);
-            Ok(Spare {
-                id,
-                path: path.clone(),
-                file,
-                map,
-                layout,
-            })
-        })();
-        if made.is_err() {
-            // Best effort: leftovers are removed by the next open.
-            let _ = std::fs::remove_file(&temp);
-        }
-        made
+        let (file, map) = durable_file(sys, dir, id, &path, layout.size, None)?;
+        // The first store into a fresh segment cost 2 ms (measured: the header write of an
+        // 8 MiB segment on ext4; a page fault plus the file system's work on a block that is
+        // allocated but never written). Done here, off the append path, for the first MiB. Not
+        // for the whole segment: the prefaulted pages are written back as zeros, and for whole
+        // segments bulk write bandwidth (W3) measured 0.34-0.45 x its floor against 0.51-0.56 x
+        // with the first MiB only.
+        map.prefault_write(PREFAULT_BYTES);
+        Ok(Spare {
+            id,
+            path,
+            file,
+            map,
+            layout,
+        })
     }
 
     /// The segment number this spare will get.
@@ -161,8 +156,15 @@ impl Spare {
         // slices it, and no writer has it yet.
         unsafe { self.map.write(0, header.as_bytes()) }
             .map_err(io_err("writing the header of", &self.path))?;
-        sys.flush(&self.map, &self.file, &self.path, 0, header_len)
-            .map_err(io_err("flushing the header of", &self.path))?;
+        sys.flush(
+            SysOp::Flush,
+            &self.map,
+            &self.file,
+            &self.path,
+            0,
+            header_len,
+        )
+        .map_err(io_err("flushing the header of", &self.path))?;
         sys.rename(&self.path, &path)
             .map_err(io_err("renaming", &self.path))?;
         Ok(Segment::created(

@@ -20,7 +20,7 @@ use crate::index::{Cursor, SparseIndex};
 use crate::os::Mapping;
 use crate::rules::{self, Checked};
 use crate::source::{FileSource, StableMapping};
-use crate::sys::Sys;
+use crate::sys::{Sys, SysOp};
 
 /// An open, mapped segment file.
 #[derive(Debug)]
@@ -79,8 +79,13 @@ impl Segment {
             .metadata()
             .map_err(io_err("reading metadata of", path))?
             .len();
-        let checked = rules::check_header(&FileSource::new(path, &file, len), Some(id))
-            .map_err(io_err("reading", path))??;
+        // Checked before the file is mapped: a file shorter than a header cannot be mapped whole.
+        let head = FileSource::new(
+            path.to_path_buf(),
+            file.try_clone().map_err(io_err("opening", path))?,
+            len,
+        );
+        let checked = rules::check_header(&head, Some(id)).map_err(io_err("reading", path))??;
         let map = if writable {
             Mapping::read_write(&file)
         } else {
@@ -129,9 +134,14 @@ impl Segment {
     }
 
     /// The segment's bytes read by copy, for the rules: for a reader that does not hold the lock
-    /// while a writer may be changing them.
-    pub(crate) fn copying_source(&self) -> FileSource<'_> {
-        FileSource::new(&self.path, &self.file, self.map.len() as u64)
+    /// while a writer may be changing them. Reads through a second descriptor of the file.
+    pub(crate) fn copying_source(&self) -> io::Result<FileSource> {
+        let file = self.file.try_clone()?;
+        Ok(FileSource::new(
+            self.path.clone(),
+            file,
+            self.map.len() as u64,
+        ))
     }
 
     /// The segment's bytes `0..end`. `end` must be at most a published end (or the end of the
@@ -150,6 +160,7 @@ impl Segment {
     /// msync (and what the platform adds) of `start..start + len`, through the fault seam.
     pub(crate) fn flush(&self, sys: &Sys, start: u64, len: u64) -> io::Result<()> {
         sys.flush(
+            SysOp::Flush,
             &self.map,
             &self.file,
             &self.path,
@@ -216,7 +227,14 @@ impl Segment {
                     .write(layout.footer_offset as usize, footer.as_bytes())?;
             }
             let len = layout.size as usize - index_offset;
-            sys.seal(&self.map, &self.file, &self.path, index_offset, len)
+            sys.flush(
+                SysOp::Seal,
+                &self.map,
+                &self.file,
+                &self.path,
+                index_offset,
+                len,
+            )
         };
         write().map_err(io_err("sealing", &self.path))
     }
