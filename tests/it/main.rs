@@ -7,6 +7,7 @@ mod corruption;
 mod errors;
 #[cfg(feature = "log")]
 mod events;
+mod format_spec;
 #[cfg(feature = "fault-injection")]
 mod group_commit;
 mod inspect;
