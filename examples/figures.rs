@@ -1,5 +1,6 @@
-//! Measures the figures quoted in the README and the closing notes, each beside its floor measured
-//! in the same run (this machine's disk and memory, so ratios stay comparable across machines):
+//! Measures the figures quoted in benches/compare/README.md and the closing notes, each beside its
+//! floor measured in the same run (this machine's disk and memory, so ratios stay comparable
+//! across machines):
 //!
 //! 1. latency of a durable 128-byte append (SyncMode::Always), p50 and p99, next to one 128-byte
 //!    `pwrite` + `fdatasync` into a preallocated file;

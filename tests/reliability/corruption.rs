@@ -22,8 +22,8 @@
 //!   does) make a log that starts later, the rest exact. Deleting the newest segment, putting
 //!   back an older copy of it, or zeroing its data from a record's first byte to the end leaves
 //!   files byte for byte like a log whose last appends never happened: undetectable by design
-//!   (README and FORMAT.md, "Recovery"); those cases must give exactly the shorter prefix and are
-//!   counted apart;
+//!   (docs/guide.md and FORMAT.md, "Recovery"); those cases must give exactly the shorter prefix
+//!   and are counted apart;
 //! * after a reported cut, opens the store a second time: the same log, nothing left to cut (I4);
 //! * classifies what happened: refused at open, error on read, reported tail cut, or damage
 //!   confined to caches the format rebuilds (index, footer) or to bytes it never reads
@@ -288,7 +288,7 @@ impl Tally {
             self.count(Outcome::TailGarbage)
         );
         println!(
-            "{HARNESS}: {} cases left files byte for byte like a log whose last appends never happened (newest segment deleted, an older copy of it put back, or its data zeroed from a record's first byte): undetectable by design (README, \"Recovery\"); each gave exactly the shorter prefix",
+            "{HARNESS}: {} cases left files byte for byte like a log whose last appends never happened (newest segment deleted, an older copy of it put back, or its data zeroed from a record's first byte): undetectable by design (docs/guide.md, \"Recovery\"); each gave exactly the shorter prefix",
             self.count(Outcome::Undetectable)
         );
         println!(

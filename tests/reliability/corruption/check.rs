@@ -25,8 +25,8 @@ pub enum Outcome {
     FrontDeleted,
     /// Byte for byte a log whose last appends never happened: the newest segment deleted, an
     /// older copy of it put back, or its data zeroed from a record's first byte to the end.
-    /// Undetectable by design (README and FORMAT.md, "Recovery"); the log must be exactly the
-    /// shorter prefix.
+    /// Undetectable by design (docs/guide.md and FORMAT.md, "Recovery"); the log must be exactly
+    /// the shorter prefix.
     Undetectable,
     /// Only a cache (persisted index, seal footer) was damaged; it was rebuilt from the records
     /// and the whole log read back exact.
@@ -257,7 +257,7 @@ fn materialize(r: &Reference, dir: &Path, case: &Case) {
     }
 }
 
-/// The documented undetectable damage to the active segment (README and FORMAT.md,
+/// The documented undetectable damage to the active segment (docs/guide.md and FORMAT.md,
 /// "Recovery"): its data region zero from the first byte of a record to its end, every byte
 /// before that untouched and no other file changed. The files are then exactly those of a log
 /// whose appends from that record on never happened. Returns where that log ends.

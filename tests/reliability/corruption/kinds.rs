@@ -27,8 +27,8 @@ pub enum Expect {
     StartsAt(u64),
     /// The newest segment was deleted or replaced by an older copy of itself: the files are
     /// byte for byte those of a log whose last appends never happened, which nothing can tell
-    /// (README and FORMAT.md, "Recovery"; README assumption 3: "Deleting the newest segment,
-    /// for example, cannot be detected"). The log must end exactly here and be exact.
+    /// (docs/guide.md and FORMAT.md, "Recovery"; README assumption 3: "Deleting the newest
+    /// segment, for example, cannot be detected"). The log must end exactly here and be exact.
     EndsAt(u64),
 }
 

@@ -63,9 +63,9 @@ pub struct Report {
 const SHOWN_VIOLATIONS: u64 = 20;
 
 impl Report {
-    /// A report for `harness` (one of the names the README lists). Also starts the watchdog:
-    /// a harness that hangs (a deadlock, an endless loop on damaged input) fails instead of
-    /// stalling CI.
+    /// A report for `harness` (one of the names tests/reliability/README.md lists). Also starts
+    /// the watchdog: a harness that hangs (a deadlock, an endless loop on damaged input) fails
+    /// instead of stalling CI.
     pub fn new(harness: &'static str) -> Report {
         watchdog(
             harness,
